@@ -1,0 +1,304 @@
+"""Typed views of params.yaml.
+
+Each params section maps to a dataclass. Unknown keys are rejected with a message that
+names the file and the dotted key, so a typo such as ``model.widht`` fails loudly instead of
+silently training the default.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional
+
+import yaml
+
+
+class ConfigError(ValueError):
+    """A bad params file or key: the message names the file and the dotted key."""
+
+
+@dataclass
+class DataConfig:
+    source: str = "synthcity"  # synthcity | cityscapes
+    cityscapes_root: str = "data/synthcity"
+    cache_size: list = field(default_factory=lambda: [128, 256])  # [H, W] of the training cache
+    workers: int = 0  # processes for per-image work; 0 = all cores
+
+    def __post_init__(self):
+        if self.source not in ("synthcity", "cityscapes"):
+            raise ConfigError(f"data.source must be 'synthcity' or 'cityscapes', got {self.source!r}")
+        _check_size("data.cache_size", self.cache_size)
+
+
+@dataclass
+class SynthCityConfig:
+    seed: int = 0
+    height: int = 256
+    width: int = 512
+    train: int = 200
+    val: int = 40
+    test: int = 60
+
+    def __post_init__(self):
+        _check_size("synthcity.[height,width]", [self.height, self.width])
+        for key in ("train", "val", "test"):
+            if getattr(self, key) < 0:
+                raise ConfigError(f"synthcity.{key} must be >= 0")
+
+
+@dataclass
+class ModelConfig:
+    arch: str = "unet"  # unet | <our efficient nets> | any smp architecture name (e.g. DeepLabV3Plus)
+    width: float = 1.0  # channel multiplier of our own nets
+    encoder_name: str = "resnet18"  # smp only
+    encoder_weights: Optional[str] = None  # smp only; None = offline (random init)
+    weights_path: Optional[str] = None  # local pretrained weights (encoder or whole model)
+    num_classes: int = 19
+    extra: dict = field(default_factory=dict)  # passed through to smp.create_model / our nets
+
+    def __post_init__(self):
+        if self.width <= 0:
+            raise ConfigError(f"model.width must be > 0, got {self.width}")
+
+
+@dataclass
+class TrainConfig:
+    epochs: int = 10
+    batch_size: int = 8
+    size: list = field(default_factory=lambda: [128, 256])  # [H, W] the network is trained at
+    optimizer: str = "adamw"  # adamw | sgd
+    lr: float = 1e-3
+    weight_decay: float = 1e-2
+    momentum: float = 0.9
+    schedule: str = "constant"  # constant | poly | cosine
+    warmup_epochs: float = 0.0
+    loss: str = "ce"  # ce | ce_dice
+    dice_weight: float = 0.5
+    augment: str = "none"  # none | standard | strong | robust
+    scale_range: list = field(default_factory=lambda: [0.5, 2.0])
+    weather_types: list = field(default_factory=list)  # augment=robust: corruption/weather names to train with
+    weather_prob: float = 0.5  # augment=robust: chance that a training image gets one of weather_types
+    select_by: str = "dice"  # dice | loss: which validation number picks the best checkpoint
+    num_workers: int = 0
+    seed: int = 42
+
+    def __post_init__(self):
+        _check_choice("train.optimizer", self.optimizer, ("adamw", "sgd"))
+        _check_choice("train.schedule", self.schedule, ("constant", "poly", "cosine"))
+        _check_choice("train.loss", self.loss, ("ce", "ce_dice"))
+        _check_choice("train.augment", self.augment, ("none", "standard", "strong", "robust"))
+        _check_choice("train.select_by", self.select_by, ("dice", "loss"))
+        _check_size("train.size", self.size)
+        if self.epochs < 1 or self.batch_size < 1:
+            raise ConfigError("train.epochs and train.batch_size must be >= 1")
+
+
+@dataclass
+class EvalConfig:
+    split: str = "auto"  # auto = test on SynthCity (labelled), val on Cityscapes (test labels private)
+    batch_size: int = 4
+
+    def __post_init__(self):
+        _check_choice("eval.split", self.split, ("auto", "train", "val", "test"))
+
+
+
+
+@dataclass
+class WeatherConfig:
+    """The robustness test bed written by the ``weather`` stage (for the evaluation split)."""
+
+    seed: int = 0
+    images: int = 16  # images of the evaluation split used (0 = all); each gets every condition and severity
+    fog_betas: list = field(default_factory=lambda: [0.005, 0.01, 0.02])  # m^-1, severities 1..3
+    rain_levels: list = field(default_factory=lambda: [1, 2, 3])
+    corruptions: list = field(default_factory=list)  # corruption names (cityseg.corruptions), 5 severities each
+    severities: list = field(default_factory=lambda: [1, 2, 3, 4, 5])
+    heldout: list = field(default_factory=list)  # conditions no benchmark may train on (checked against train.weather_types)
+
+    def __post_init__(self):
+        if self.images < 0:
+            raise ConfigError("weather.images must be >= 0 (0 = all)")
+        if any(not isinstance(b, (int, float)) or b < 0 for b in self.fog_betas):
+            raise ConfigError(f"weather.fog_betas must be non-negative numbers, got {self.fog_betas}")
+        if any(s not in (1, 2, 3, 4, 5) for s in self.severities):
+            raise ConfigError(f"weather.severities must be within 1..5, got {self.severities}")
+        if any(level not in (1, 2, 3) for level in self.rain_levels):
+            raise ConfigError(f"weather.rain_levels must be within 1..3, got {self.rain_levels}")
+
+
+@dataclass
+class OODConfig:
+    """Out-of-distribution test beds and the image-level refusal."""
+
+    seed: int = 7
+    n_val: int = 30  # images per group (near, far) in the validation set (threshold calibration)
+    n_test: int = 30  # images per group in the test set
+    sizes: list = field(default_factory=lambda: [[256, 512], [192, 384], [240, 320], [320, 480]])
+    user_root: Optional[str] = None  # your own OOD images: <user_root>/{val,test}/{near,far}/*.png|jpg
+    method: str = "energy_p95"  # image score used for the refusal (every method is reported)
+    temperature: float = 1.0
+    percentile: float = 95.0
+
+    def __post_init__(self):
+        if self.n_val < 1 or self.n_test < 1:
+            raise ConfigError("ood.n_val and ood.n_test must be >= 1")
+        for size in self.sizes:
+            _check_size("ood.sizes[]", size)
+
+
+@dataclass
+class EfficiencyConfig:
+    """How the efficiency benchmark is measured."""
+
+    gate: float = 0.8  # efficiency score = 0 when Dice < gate x baseline Dice (course rule)
+    latency_size: list = field(default_factory=lambda: [1024, 2048])
+    latency_runs: int = 50  # median of this many timed runs...
+    latency_warmup: int = 5
+    latency_budget_s: float = 0.0  # ...unless the CPU timing would exceed this many seconds (0 = no cap; runs are recorded)
+    threads: int = 0  # CPU threads for the latency measurement (0 = torch's default)
+
+    def __post_init__(self):
+        _check_size("efficiency.latency_size", self.latency_size)
+        if self.latency_runs < 1 or self.latency_warmup < 0:
+            raise ConfigError("efficiency.latency_runs must be >= 1 and latency_warmup >= 0")
+        if not 0 <= self.gate <= 1:
+            raise ConfigError(f"efficiency.gate must be within [0, 1], got {self.gate}")
+
+
+def _check_choice(key: str, value: Any, choices: tuple) -> None:
+    if value not in choices:
+        raise ConfigError(f"{key} must be one of {list(choices)}, got {value!r}")
+
+
+def _check_size(key: str, value: Any) -> None:
+    if not (isinstance(value, (list, tuple)) and len(value) == 2 and all(isinstance(v, int) and v > 0 for v in value)):
+        raise ConfigError(f"{key} must be [height, width] positive integers, got {value!r}")
+
+
+def _strip_optional(tp: Any) -> Any:
+    if typing.get_origin(tp) in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(tp) if a is not type(None)]
+        return args[0] if len(args) == 1 else tp
+    return tp
+
+
+def from_dict(cls: type, data: Optional[dict], where: str, source: str = "params.yaml"):
+    """Build dataclass ``cls`` from ``data``, rejecting unknown keys and wrong types."""
+    data = data or {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{source}: '{where}' must be a mapping, got {type(data).__name__}")
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - names)
+    if unknown:
+        raise ConfigError(
+            f"{source}: unknown key '{where}.{unknown[0]}' (known keys in '{where}': {', '.join(sorted(names))})"
+        )
+    kwargs = {}
+    for key, value in data.items():
+        tp = _strip_optional(hints[key])
+        if value is not None and tp in (int, float, str, bool, list, dict):
+            ok = isinstance(value, tp) or (tp is float and isinstance(value, int) and not isinstance(value, bool))
+            if isinstance(value, bool) and tp in (int, float):
+                ok = False
+            if not ok:
+                raise ConfigError(f"{source}: '{where}.{key}' must be {tp.__name__}, got {value!r}")
+            if tp is float:
+                value = float(value)
+        kwargs[key] = value
+    try:
+        return cls(**kwargs)
+    except ConfigError as exc:
+        raise ConfigError(f"{source}: {exc}") from None
+
+
+# params.yaml top-level sections and their types ("benchmarks" is checked separately).
+SECTIONS: dict[str, type] = {
+    "data": DataConfig,
+    "synthcity": SynthCityConfig,
+    "model": ModelConfig,
+    "train": TrainConfig,
+    "eval": EvalConfig,
+    "weather": WeatherConfig,
+    "ood": OODConfig,
+    "efficiency": EfficiencyConfig,
+}
+
+
+def load_params(path: str | Path = "params.yaml") -> dict:
+    """Read and validate params.yaml; returns the plain dict.
+
+    Every section is checked against its dataclass here, so a typo anywhere fails every stage
+    with a message naming the key, instead of being silently ignored.
+    """
+    path = Path(path)
+    try:
+        params = yaml.safe_load(path.read_text()) or {}
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: params file not found") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: invalid YAML ({exc})") from None
+    if not isinstance(params, dict):
+        raise ConfigError(f"{path}: top level must be a mapping")
+    check_params(params, str(path))
+    return params
+
+
+def check_params(params: dict, source: str = "params.yaml") -> None:
+    """Raise ConfigError for any unknown or ill-typed key in any section."""
+    unknown = sorted(set(params) - set(SECTIONS) - {"benchmarks"})
+    if unknown:
+        raise ConfigError(f"{source}: unknown top-level key '{unknown[0]}' (known: {', '.join(sorted(SECTIONS) + ['benchmarks'])})")
+    for name, cls in SECTIONS.items():
+        section(params, name, cls, source)
+    if not isinstance(params.get("benchmarks") or {}, dict):
+        raise ConfigError(f"{source}: 'benchmarks' must be a mapping of benchmark name -> overrides")
+    heldout = set(section(params, "weather", WeatherConfig, source).heldout)
+    for name in params.get("benchmarks") or {}:
+        _, train = benchmark_configs(params, name, source)
+        if leaked := sorted(heldout & set(train.weather_types)):
+            raise ConfigError(f"{source}: benchmarks.{name}.train.weather_types trains on held-out condition(s) "
+                              f"{leaked} (weather.heldout); remove them from one of the two lists")
+
+
+def section(params: dict, name: str, cls: type, source: str = "params.yaml"):
+    """Typed view of one top-level section of params."""
+    return from_dict(cls, params.get(name), name, source)
+
+
+def deep_merge(base: dict, override: dict) -> dict:
+    """Recursively merge ``override`` into a copy of ``base``."""
+    out = copy.deepcopy(base)
+    for key, value in (override or {}).items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict) and key != "extra":
+            out[key] = deep_merge(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+BENCHMARK_KEYS = ("model", "train", "description")
+
+
+def benchmark_configs(params: dict, name: str, source: str = "params.yaml") -> tuple[ModelConfig, TrainConfig]:
+    """Model and train config of benchmark ``name``: its entry merged over the shared defaults."""
+    benchmarks = params.get("benchmarks") or {}
+    if name not in benchmarks:
+        raise ConfigError(f"{source}: no benchmark '{name}' under 'benchmarks' (have: {', '.join(benchmarks)})")
+    entry = benchmarks[name] or {}
+    unknown = sorted(set(entry) - set(BENCHMARK_KEYS))
+    if unknown:
+        raise ConfigError(f"{source}: unknown key 'benchmarks.{name}.{unknown[0]}' (known: {', '.join(BENCHMARK_KEYS)})")
+    model = from_dict(ModelConfig, deep_merge(params.get("model") or {}, entry.get("model") or {}), f"benchmarks.{name}.model", source)
+    train = from_dict(TrainConfig, deep_merge(params.get("train") or {}, entry.get("train") or {}), f"benchmarks.{name}.train", source)
+    return model, train
+
+
+def asdict(cfg) -> dict:
+    return dataclasses.asdict(cfg)

@@ -1,0 +1,478 @@
+"""The training loop: plain functions, one code path for CPU and CUDA.
+
+``fit`` trains on the prepared training cache, validates on the val cache each epoch, keeps the
+best checkpoint (by validation Dice, or loss for the course recipe), logs to DVCLive and
+writes a resume checkpoint each epoch so an interrupted run continues exactly where it
+stopped: shuffling is seeded per (seed, epoch) and augmentation per (seed, epoch, index), so
+a resumed CPU run ends with weights identical to an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import hashlib
+import json
+import logging
+import math
+import random
+import shutil
+import time
+from functools import partial
+from pathlib import Path
+from typing import Callable, Optional
+
+import cv2
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.utils.data import DataLoader
+from tqdm import tqdm
+
+from cityseg.config import ConfigError, ModelConfig, TrainConfig
+from cityseg.dataset import CacheSplit, SegDataset, load_cache, read_manifest
+from cityseg.io import DataError, atomic_path, write_json
+from cityseg.labels import IGNORE_INDEX, NUM_CLASSES, colorize
+from cityseg.metrics import ConfusionMatrix, DiceMeter
+from cityseg.models import build_model, pad_multiple, save_checkpoint
+from cityseg.transforms import build_eval_transform, build_train_transform, normalize
+
+log = logging.getLogger(__name__)
+
+RESUME_NAME = "last.pt"
+BEST_NAME = "best.pt"
+OVERLAY_INDEX = 0  # the fixed val sample shown in the DVCLive overlay
+# Train-config keys that do not change the result, so changing them keeps a resume valid.
+HASH_EXCLUDED = ("num_workers",)
+
+
+# --------------------------------------------------------------------------- set-up helpers
+
+
+def resolve_device(device: str | torch.device | None = None) -> torch.device:
+    """``device`` as a torch.device; None = CUDA when available, else CPU."""
+    if device is None:
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(device)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {device} requested but CUDA is not available")
+    return device
+
+
+def seed_everything(seed: int) -> None:
+    """Seed python, numpy and torch (CPU and CUDA) global generators."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def config_hash(model_cfg: ModelConfig, train_cfg: TrainConfig, manifest: dict) -> str:
+    """sha256 of everything that changes the result: model + train config and the data manifest."""
+    train = {k: v for k, v in dataclasses.asdict(train_cfg).items() if k not in HASH_EXCLUDED}
+    blob = json.dumps({"model": dataclasses.asdict(model_cfg), "train": train, "data": manifest},
+                      sort_keys=True, default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()
+
+
+def _epoch_seed(seed: int, epoch: int) -> int:
+    """The shuffle seed of one epoch: a pure function of (seed, epoch)."""
+    return int(np.random.SeedSequence([int(seed) & 0xFFFFFFFF, int(epoch), 0x5EED]).generate_state(1, np.uint64)[0])
+
+
+def make_loader(dataset: SegDataset, batch_size: int, shuffle: bool, num_workers: int = 0,
+                pin_memory: bool = False, seed: int = 0, epoch: int = 0) -> DataLoader:
+    """A DataLoader whose shuffle order depends only on (seed, epoch).
+
+    A final training batch of one image is dropped: BatchNorm (and pooling branches such as
+    ASPP) cannot train on a single 1x1 feature.
+    """
+    dataset.set_epoch(epoch)
+    drop_last = shuffle and len(dataset) > batch_size and len(dataset) % batch_size == 1
+    generator = torch.Generator().manual_seed(_epoch_seed(seed, epoch)) if shuffle else None
+    return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, generator=generator,
+                      num_workers=num_workers, pin_memory=pin_memory, drop_last=drop_last)
+
+
+def steps_per_epoch(n: int, batch_size: int) -> int:
+    """Optimizer steps per epoch, matching ``make_loader(shuffle=True)``."""
+    if n > batch_size and n % batch_size == 1:
+        return n // batch_size
+    return math.ceil(n / batch_size)
+
+
+def build_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
+    """AdamW or SGD (momentum, Nesterov off) with cfg.lr and cfg.weight_decay."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    if cfg.optimizer == "adamw":
+        return torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    if cfg.optimizer == "sgd":
+        return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+    raise ValueError(f"train.optimizer: unknown optimizer {cfg.optimizer!r}")
+
+
+def lr_factor(step: int, total_steps: int, warmup_steps: int, schedule: str) -> float:
+    """Multiplier of the base LR before optimizer step ``step`` (0-based).
+
+    Linear warm-up from 1/warmup to 1 over ``warmup_steps``, then constant, poly (power 0.9)
+    or cosine decay reaching 0 at ``total_steps``.
+    """
+    if step < warmup_steps:
+        return (step + 1) / warmup_steps
+    if schedule == "constant":
+        return 1.0
+    t = min(1.0, (step - warmup_steps) / max(1, total_steps - warmup_steps))
+    if schedule == "poly":
+        return (1.0 - t) ** 0.9
+    if schedule == "cosine":
+        return 0.5 * (1.0 + math.cos(math.pi * t))
+    raise ValueError(f"train.schedule: unknown schedule {schedule!r}")
+
+
+def build_scheduler(optimizer: torch.optim.Optimizer, cfg: TrainConfig, steps: int) -> torch.optim.lr_scheduler.LambdaLR:
+    """Per-iteration LambdaLR over cfg.epochs x ``steps`` optimizer steps."""
+    total = cfg.epochs * steps
+    warmup = min(total, int(round(cfg.warmup_epochs * steps)))
+    return torch.optim.lr_scheduler.LambdaLR(
+        optimizer, partial(lr_factor, total_steps=total, warmup_steps=warmup, schedule=cfg.schedule))
+
+
+# --------------------------------------------------------------------------- losses
+
+
+def soft_dice_loss(logits: torch.Tensor, target: torch.Tensor, ignore_index: int = IGNORE_INDEX,
+                   eps: float = 1.0) -> torch.Tensor:
+    """1 - mean soft Dice over the classes present in the batch's ground truth.
+
+    logits (B, C, H, W); target (B, H, W) int64 with ``ignore_index`` pixels left out of both
+    the probabilities and the one-hot target. Classes absent from the ground truth are skipped,
+    so the loss does not reward predicting nothing.
+    """
+    c = logits.shape[1]
+    valid = (target != ignore_index).unsqueeze(1)  # (B, 1, H, W)
+    probs = logits.float().softmax(1) * valid
+    onehot = F.one_hot(torch.where(valid[:, 0], target, 0), c).permute(0, 3, 1, 2).to(probs.dtype) * valid
+    dims = (0, 2, 3)
+    inter = (probs * onehot).sum(dims)
+    gt_size = onehot.sum(dims)
+    dice = (2 * inter + eps) / (probs.sum(dims) + gt_size + eps)
+    present = gt_size > 0
+    if not bool(present.any()):
+        return probs.sum() * 0.0  # keeps the graph; nothing labelled in this batch
+    return 1.0 - dice[present].mean()
+
+
+def seg_loss(logits: torch.Tensor, target: torch.Tensor, dice_weight: float = 0.0) -> torch.Tensor:
+    """CrossEntropy(ignore 255) + dice_weight x soft Dice loss, computed in float32."""
+    logits = logits.float()
+    loss = F.cross_entropy(logits, target, ignore_index=IGNORE_INDEX)
+    if dice_weight:
+        loss = loss + dice_weight * soft_dice_loss(logits, target)
+    return loss
+
+
+def build_loss(cfg: TrainConfig) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+    """cfg.loss "ce" or "ce_dice" as a callable (logits (B,C,H,W), target (B,H,W)) -> scalar."""
+    if cfg.loss == "ce":
+        return partial(seg_loss, dice_weight=0.0)
+    if cfg.loss == "ce_dice":
+        return partial(seg_loss, dice_weight=float(cfg.dice_weight))
+    raise ValueError(f"train.loss: unknown loss {cfg.loss!r}")
+
+
+# --------------------------------------------------------------------------- one epoch
+
+
+def _autocast(device: torch.device, amp_dtype: Optional[torch.dtype]):
+    return torch.autocast(device.type, dtype=amp_dtype or torch.bfloat16, enabled=amp_dtype is not None)
+
+
+def _to_device(images: torch.Tensor, masks: torch.Tensor, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    images = images.to(device, non_blocking=True)
+    if device.type == "cuda":
+        images = images.contiguous(memory_format=torch.channels_last)
+    return images, masks.to(device, non_blocking=True)
+
+
+def train_one_epoch(model: nn.Module, loader: DataLoader, optimizer: torch.optim.Optimizer,
+                    scheduler: Optional[torch.optim.lr_scheduler.LRScheduler], loss_fn: Callable,
+                    device: torch.device, amp_dtype: Optional[torch.dtype] = None,
+                    progress: bool = False, desc: str = "train") -> float:
+    """One pass over ``loader`` (scheduler stepped per iteration); returns the mean loss per image."""
+    model.train()
+    total = torch.zeros((), dtype=torch.float64, device=device)  # summed on device: no sync per step
+    seen = 0
+    bar = tqdm(loader, desc=desc, unit="batch", disable=not progress)
+    for step, (images, masks) in enumerate(bar):
+        images, masks = _to_device(images, masks, device)
+        with _autocast(device, amp_dtype):
+            logits = model(images)
+        loss = loss_fn(logits, masks)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        if scheduler is not None:
+            scheduler.step()
+        total += loss.detach() * images.shape[0]
+        seen += images.shape[0]
+        if progress and (step % 10 == 0 or step == len(loader) - 1):
+            bar.set_postfix(loss=f"{total.item() / seen:.4f}")
+    if seen == 0:
+        raise DataError("training loader produced no batches (empty training split?)")
+    mean = total.item() / seen
+    if not math.isfinite(mean):
+        raise FloatingPointError(f"training loss is {mean}: diverged (lower train.lr or check the data)")
+    return mean
+
+
+def _logits_at(logits: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """Bilinearly resize (B, C, h, w) logits to the label size when they differ."""
+    if tuple(logits.shape[-2:]) == tuple(size):
+        return logits
+    return F.interpolate(logits.float(), size=size, mode="bilinear", align_corners=False)
+
+
+@torch.inference_mode()
+def evaluate(model: nn.Module, loader: DataLoader, loss_fn: Callable, device: torch.device,
+             amp_dtype: Optional[torch.dtype] = None) -> dict:
+    """Validation: mean loss per image, competition Dice (per-image, then mean) and mIoU.
+
+    Labels may be larger than the network input (the val cache at cache size); logits are
+    resized to the labels as the competition scores at the label resolution.
+    """
+    model.eval()
+    dice, cm = DiceMeter(NUM_CLASSES, IGNORE_INDEX), ConfusionMatrix(NUM_CLASSES, IGNORE_INDEX)
+    total, seen = 0.0, 0
+    for images, masks in loader:
+        images, masks = _to_device(images, masks, device)
+        with _autocast(device, amp_dtype):
+            logits = model(images)
+        logits = _logits_at(logits, masks.shape[-2:])
+        total += float(loss_fn(logits, masks)) * images.shape[0]
+        seen += images.shape[0]
+        pred = logits.argmax(1)
+        dice.update(pred, masks, batched=True)
+        cm.update(pred, masks)
+    if seen == 0:
+        raise DataError("validation loader produced no batches (empty val split?)")
+    return {"loss": total / seen, "dice": dice.mean(), "miou": cm.compute()["miou"]}
+
+
+@torch.inference_mode()
+def overlay(model: nn.Module, cache: CacheSplit, index: int, size: tuple[int, int], device: torch.device,
+            amp_dtype: Optional[torch.dtype] = None) -> np.ndarray:
+    """image | ground truth | prediction of one cache sample, side by side: (h, 3w, 3) uint8."""
+    model.eval()
+    image, gt = np.asarray(cache.images[index]), np.asarray(cache.labels[index])
+    x = normalize(cv2.resize(image, (int(size[1]), int(size[0])), interpolation=cv2.INTER_LINEAR))[None]
+    x, _ = _to_device(x, torch.zeros(0), device)
+    with _autocast(device, amp_dtype):
+        logits = model(x)
+    pred = _logits_at(logits, gt.shape).argmax(1)[0].to(torch.uint8).cpu().numpy()
+    return np.concatenate([image, colorize(gt), colorize(pred)], axis=1)
+
+
+# --------------------------------------------------------------------------- checkpoints
+
+
+def _rng_state() -> dict:
+    np_state = np.random.get_state()
+    state = {
+        "torch": torch.get_rng_state(),
+        # numpy's state as plain types + a tensor so the file loads with weights_only=True.
+        "numpy": [np_state[0], torch.from_numpy(np_state[1].astype(np.int64)), *np_state[2:]],
+        "python": random.getstate(),
+    }
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def _set_rng_state(state: dict) -> None:
+    torch.set_rng_state(state["torch"])
+    name, keys, *rest = state["numpy"]
+    np.random.set_state((name, keys.numpy().astype(np.uint32), *rest))
+    version, internal, gauss = state["python"]
+    random.setstate((version, tuple(internal), gauss))
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def _log_epoch(live, record: dict) -> None:
+    """One epoch's numbers to DVCLive (plots/metrics/<name>.tsv, x = step = epoch - 1)."""
+    live.log_metric("train/loss", record["train_loss"])
+    live.log_metric("val/loss", record["val_loss"])
+    live.log_metric("val/dice", record["val_dice"])
+    live.log_metric("val/miou", record["val_miou"])
+    live.log_metric("lr", record["lr"])
+
+
+def _copy_atomic(src: Path, dst: Path) -> None:
+    with atomic_path(dst) as tmp:
+        shutil.copyfile(src, tmp)
+
+
+def _load_resume(path: Path, expected_hash: str) -> Optional[dict]:
+    if not path.is_file():
+        return None
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # a truncated or foreign file: start over rather than crash
+        log.warning("ignoring unreadable resume checkpoint %s (%s)", path, exc)
+        return None
+    if state.get("config_hash") != expected_hash:
+        log.info("resume checkpoint %s is for another config/data; starting from scratch", path)
+        return None
+    return state
+
+
+# --------------------------------------------------------------------------- fit
+
+
+def fit(model_cfg: ModelConfig, train_cfg: TrainConfig, prepared_root: str | Path, out_dir: str | Path,
+        live_dir: str | Path, resume_dir: str | Path, device: str | torch.device | None = None,
+        progress: bool = True, stop_after_epochs: Optional[int] = None) -> dict:
+    """Train ``model_cfg`` with ``train_cfg`` on ``prepared_root``; returns the run summary.
+
+    Writes ``out_dir/best.pt`` (via ``models.save_checkpoint``) and ``out_dir/summary.json``,
+    DVCLive logs under ``live_dir`` and, while running, ``resume_dir/last.pt`` (+ a copy of
+    best.pt). A matching ``last.pt`` (same config and data hash) is resumed, even when
+    ``out_dir`` and ``live_dir`` were deleted meanwhile (as ``dvc repro`` does); both resume
+    files are removed after a successful end. Keep ``resume_dir`` outside the stage's outputs.
+    ``stop_after_epochs`` (tests) returns after that many epochs of this call, as if killed.
+    """
+    from dvclive import Live  # imports dvc: seconds, so only when training
+
+    device = resolve_device(device)
+    cuda = device.type == "cuda"
+    amp_dtype = torch.bfloat16 if cuda else None
+    out_dir, live_dir, resume_dir = Path(out_dir), Path(live_dir), Path(resume_dir)
+    size = tuple(train_cfg.size)
+
+    manifest = read_manifest(prepared_root)
+    train_cache, val_cache = load_cache(prepared_root, "train"), load_cache(prepared_root, "val")
+    if len(train_cache) == 0 or len(val_cache) == 0:
+        raise DataError(f"{prepared_root}: need training and validation images, have "
+                        f"{len(train_cache)} train / {len(val_cache)} val")
+    cfg_hash = config_hash(model_cfg, train_cfg, manifest)
+
+    seed_everything(train_cfg.seed)
+    model = build_model(model_cfg).to(device)
+    # smp models reject sizes that are not a multiple of their output stride (checked by module
+    # name: importing smp costs seconds when the model is one of ours).
+    multiple = pad_multiple(model) if type(model).__module__.startswith("segmentation_models_pytorch") else 1
+    if any(v % multiple for v in size):
+        raise ConfigError(f"train.size {list(size)} must be divisible by {multiple} for model.arch={model_cfg.arch!r}")
+    if cuda:
+        torch.backends.cudnn.benchmark = True  # fixed input size: let cuDNN pick the fastest kernels
+        model = model.to(memory_format=torch.channels_last)
+    optimizer = build_optimizer(model, train_cfg)
+    steps = steps_per_epoch(len(train_cache), train_cfg.batch_size)
+    scheduler = build_scheduler(optimizer, train_cfg, steps)
+    loss_fn = build_loss(train_cfg)
+
+    train_ds = SegDataset(train_cache, build_train_transform(train_cfg), seed=train_cfg.seed)
+    # Validation keeps the masks at cache size; the logits are resized to them.
+    val_ds = SegDataset(val_cache, build_eval_transform(size, resize_mask=False), seed=train_cfg.seed)
+    val_loader = make_loader(val_ds, train_cfg.batch_size, shuffle=False, num_workers=train_cfg.num_workers,
+                             pin_memory=cuda)
+
+    start_epoch, best_score, best, history, train_time, loop_time = 0, -math.inf, None, [], 0.0, 0.0
+    resume_path, resume_best = resume_dir / RESUME_NAME, resume_dir / BEST_NAME
+    state = _load_resume(resume_path, cfg_hash)
+    if state is not None:
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        start_epoch, best_score, best = state["epoch"], state["best_score"], state["best"]
+        history, train_time, loop_time = state["history"], state["train_time_s"], state["loop_time_s"]
+        _set_rng_state(state["rng"])
+        # `dvc repro` deletes a stage's outputs before re-running it: restore best.pt from the
+        # copy kept beside last.pt.
+        if not (out_dir / BEST_NAME).is_file():
+            if resume_best.is_file():
+                _copy_atomic(resume_best, out_dir / BEST_NAME)
+            else:
+                log.warning("best checkpoint of the interrupted run is gone; choosing the best anew")
+                best_score, best = -math.inf, None
+        log.info("resuming from %s after epoch %d of %d", resume_path, start_epoch, train_cfg.epochs)
+
+    # The DVCLive history is rebuilt from the resume state rather than appended to with
+    # Live(resume=True): the live dir may have been deleted (dvc repro) or hold rows logged
+    # after the last resume point, and the replay is exact either way.
+    live = Live(str(live_dir), dvcyaml=False, save_dvc_exp=False, resume=False)
+    for record in history:
+        _log_epoch(live, record)
+        live.next_step()
+    n_params = sum(p.numel() for p in model.parameters())
+    log.info("training %s (%.2f M params) on %s: %d train / %d val images, %d steps/epoch",
+             model_cfg.arch, n_params / 1e6, device, len(train_cache), len(val_cache), steps)
+
+    epochs_this_call = 0
+    for epoch in range(start_epoch, train_cfg.epochs):
+        t0 = time.perf_counter()
+        loader = make_loader(train_ds, train_cfg.batch_size, shuffle=True, num_workers=train_cfg.num_workers,
+                             pin_memory=cuda, seed=train_cfg.seed, epoch=epoch)
+        train_loss = train_one_epoch(model, loader, optimizer, scheduler, loss_fn, device, amp_dtype,
+                                     progress=progress, desc=f"epoch {epoch + 1}/{train_cfg.epochs}")
+        if cuda:
+            torch.cuda.synchronize()
+        loop_s = time.perf_counter() - t0
+        val = evaluate(model, val_loader, loss_fn, device, amp_dtype)
+        record = {"epoch": epoch + 1, "train_loss": train_loss, "val_loss": val["loss"], "val_dice": val["dice"],
+                  "val_miou": val["miou"], "lr": optimizer.param_groups[0]["lr"],
+                  "images_per_s": min(len(train_ds), len(loader) * train_cfg.batch_size) / loop_s}
+        history.append(record)
+        _log_epoch(live, record)
+        live.log_image("overlay.png", overlay(model, val_cache, OVERLAY_INDEX, size, device, amp_dtype))
+        live.next_step()
+
+        epoch_s = time.perf_counter() - t0
+        train_time += epoch_s
+        loop_time += loop_s
+        log.info("epoch %d/%d: train loss %.4f, val loss %.4f, val dice %.4f, val mIoU %.4f (%.1f s)",
+                 epoch + 1, train_cfg.epochs, train_loss, val["loss"], val["dice"], val["miou"], epoch_s)
+
+        score = val["dice"] if train_cfg.select_by == "dice" else -val["loss"]
+        score = -math.inf if math.isnan(score) else score
+        if best is None or score > best_score:
+            best_score = score
+            best = {"epoch": epoch + 1, "val_dice": val["dice"], "val_miou": val["miou"], "val_loss": val["loss"]}
+            save_checkpoint(resume_best, model, model_cfg, **best, train_time_s=train_time,  # atomic
+                            device=str(device), select_by=train_cfg.select_by, train=dataclasses.asdict(train_cfg))
+            _copy_atomic(resume_best, out_dir / BEST_NAME)
+
+        with atomic_path(resume_path) as tmp:
+            torch.save({"config_hash": cfg_hash, "epoch": epoch + 1, "model": model.state_dict(),
+                        "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+                        "best_score": best_score, "best": best, "history": history,
+                        "train_time_s": train_time, "loop_time_s": loop_time, "rng": _rng_state()}, tmp)
+
+        epochs_this_call += 1
+        if stop_after_epochs is not None and epochs_this_call >= stop_after_epochs and epoch + 1 < train_cfg.epochs:
+            log.info("stopping after %d epoch(s) as asked (stop_after_epochs); %s is kept", epochs_this_call, resume_path)
+            return {"interrupted": True, "epochs_done": epoch + 1}
+
+    images_seen = len(history) * min(len(train_ds), steps * train_cfg.batch_size)  # drop_last aware
+    summary = {
+        "best_epoch": best["epoch"],
+        "val_dice": best["val_dice"],
+        "val_miou": best["val_miou"],
+        "val_loss": best["val_loss"],
+        "select_by": train_cfg.select_by,
+        "epochs": train_cfg.epochs,
+        "final_train_loss": history[-1]["train_loss"],
+        "train_time_s": round(train_time, 3),
+        "train_images_per_s": round(images_seen / loop_time, 3) if loop_time > 0 else None,
+        "params": n_params,
+        "device": str(device),
+        "history": history,
+    }
+    live.summary["best"] = {key: summary[key] for key in ("best_epoch", "val_dice", "val_miou", "val_loss")}
+    live.end()
+    write_json(out_dir / "summary.json", summary)
+    resume_path.unlink(missing_ok=True)
+    resume_best.unlink(missing_ok=True)
+    with contextlib.suppress(OSError):
+        resume_dir.rmdir()  # only when empty
+    return {"interrupted": False, **summary}

@@ -1,0 +1,115 @@
+"""End to end: the real dvc.yaml in a temporary Git repo with tiny params."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+pytestmark = pytest.mark.slow
+
+TINY = {
+    "data": {"cache_size": [32, 64], "workers": 2},
+    "synthcity": {"height": 64, "width": 128, "train": 6, "val": 3, "test": 3},
+    "model": {"width": 0.25},
+    "train": {"epochs": 1, "batch_size": 3, "size": [32, 64]},
+    "weather": {"images": 2, "corruptions": ["gaussian_noise", "jpeg"], "severities": [1, 5], "heldout": ["jpeg"],
+                "fog_betas": [0.01], "rain_levels": [2]},
+    "ood": {"n_val": 2, "n_test": 2, "sizes": [[48, 96], [64, 64]]},
+    "efficiency": {"latency_size": [64, 128], "latency_runs": 3, "latency_warmup": 1},
+}
+
+
+def _merge(base: dict, over: dict) -> dict:
+    for k, v in over.items():
+        base[k] = _merge(base.get(k, {}), v) if isinstance(v, dict) else v
+    return base
+
+
+def run(cmd: list[str], cwd: Path, env: dict, ok: bool = True) -> subprocess.CompletedProcess:
+    proc = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=900)
+    if ok and proc.returncode != 0:
+        raise AssertionError(f"{' '.join(cmd)} failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
+    return proc
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory):
+    root = tmp_path_factory.mktemp("project")
+    for name in ("dvc.yaml", "params.yaml", ".dvcignore", "stages", "src"):
+        src = REPO / name
+        (shutil.copytree if src.is_dir() else shutil.copy)(src, root / name,
+                                                          **({"ignore": shutil.ignore_patterns("__pycache__")} if src.is_dir() else {}))
+    (root / ".dvc").mkdir()
+    shutil.copy(REPO / ".dvc/config", root / ".dvc/config")
+    (root / ".dvc/.gitignore").write_text("/config.local\n/tmp\n/cache\n")
+    params = _merge(yaml.safe_load((root / "params.yaml").read_text()), TINY)
+    (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    (root / ".gitignore").write_text("/.cityseg/\n__pycache__/\n")
+    env = dict(os.environ, DVC_NO_ANALYTICS="1", DVC_SITE_CACHE_DIR=str(root / ".site-cache"),
+               PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+               GIT_AUTHOR_NAME="t", GIT_AUTHOR_EMAIL="t@t", GIT_COMMITTER_NAME="t", GIT_COMMITTER_EMAIL="t@t")
+    (root / ".gitignore").write_text("/.cityseg/\n__pycache__/\n/.site-cache/\n")
+    run(["git", "init", "-q"], root, env)
+    run(["git", "add", "-A"], root, env)
+    run(["git", "commit", "-qm", "init"], root, env)
+    run([sys.executable, "-m", "dvc", "repro"], root, env)
+    run(["git", "add", "-A"], root, env)
+    run(["git", "commit", "-qm", "baseline run"], root, env)
+    return root, env
+
+
+def test_repro_writes_metrics_and_is_up_to_date(project):
+    root, env = project
+    for bench in ("baseline", "peak", "robust", "efficient", "ood"):
+        metrics = json.loads((root / "metrics" / f"{bench}.json").read_text())
+        assert 0.0 <= metrics["dice"] <= 1.0 and 0.0 <= metrics["miou"] <= 1.0
+        assert metrics["gflops"] > 0 and metrics["params_m"] > 0
+        assert {"fog_1", "rain_2", "gaussian_noise_5", "dice_corrupted_mean", "retention", "dice_heldout_mean"} \
+            <= set(metrics["robustness"])
+        assert {"auroc_near", "auroc_far", "fpr95_near", "fpr95_far", "score", "score_accept_all"} <= set(metrics["ood"])
+        assert {"score", "fps_cpu", "latency_ms_cpu"} <= set(metrics["efficiency"])
+        assert (root / "models" / bench / "best.pt").exists()
+        assert (root / "live" / bench / "plots/metrics/val/dice.tsv").exists()
+    manifest = json.loads((root / "data/prepared/manifest.json").read_text())
+    assert manifest["splits"]["train"]["count"] == 6
+    assert (root / "reports/figures/samples.png").exists()
+    assert (root / "data/weather/fog/1/leftImg8bit/test").is_dir()
+    assert (root / "reports/paper/summary.md").exists() and (root / "reports/paper/pareto.png").exists()
+    status = run([sys.executable, "-m", "dvc", "status", "--json"], root, env)
+    assert json.loads(status.stdout) == {}
+    again = run([sys.executable, "-m", "dvc", "repro"], root, env)
+    assert "Running stage" not in again.stdout
+    plots = run([sys.executable, "-m", "dvc", "plots", "show", "--json"], root, env)
+    assert '"errors"' not in plots.stdout
+
+
+def test_experiment_changes_flops_in_metrics_diff(project):
+    root, env = project
+    base = json.loads((root / "metrics/baseline.json").read_text())
+    run([sys.executable, "-m", "dvc", "exp", "run", "-S", "model.width=0.125"], root, env)
+    new = json.loads((root / "metrics/baseline.json").read_text())
+    assert new["gflops"] == pytest.approx(base["gflops"] / 4, rel=0.1)
+    diff = run([sys.executable, "-m", "dvc", "metrics", "diff", "--json"], root, env)
+    changes = json.loads(diff.stdout)["metrics/baseline.json"]
+    assert changes["gflops"]["old"] == base["gflops"] and changes["gflops"]["new"] == new["gflops"]
+
+
+def test_bad_params_key_fails_the_stage_with_its_name(project, tmp_path):
+    root, env = project
+    bad = tmp_path / "params.yaml"
+    params = yaml.safe_load((root / "params.yaml").read_text())
+    params["model"]["widht"] = 0.5
+    bad.write_text(yaml.safe_dump(params))
+    proc = run([sys.executable, str(root / "stages/train.py"), "--benchmark", "baseline", "--prepared",
+                str(root / "data/prepared"), "--out", str(tmp_path / "m"), "--live", str(tmp_path / "l"),
+                "--params", str(bad)], root, env, ok=False)
+    assert proc.returncode == 2 and "unknown key 'model.widht'" in proc.stderr
+    assert not (tmp_path / "m").exists()

@@ -1,0 +1,219 @@
+"""Training loop: overfitting smoke test, exact resume, DVCLive output, checkpoints, LR and losses."""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import json
+import logging
+import os
+import shutil
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from cityseg.config import ModelConfig, TrainConfig
+from cityseg.dataset import SegDataset, load_cache
+from cityseg.io import write_json
+from cityseg.models import load_checkpoint
+from cityseg.train import (
+    build_loss,
+    config_hash,
+    evaluate,
+    fit,
+    lr_factor,
+    make_loader,
+    soft_dice_loss,
+    steps_per_epoch,
+)
+from cityseg.transforms import build_eval_transform
+
+H, W = 32, 64
+COLOURS = {0: (128, 64, 128), 2: (70, 70, 70), 10: (70, 130, 180), 13: (0, 0, 142)}  # road building sky car
+MODEL = ModelConfig(arch="unet", width=0.125)
+
+
+def make_prepared(root: Path, n_train: int = 4, n_val: int = 2, seed: int = 0) -> Path:
+    """A learnable prepared cache: sky / building / road / a car at a random place, noisy colours."""
+    rng = np.random.default_rng(seed)
+    splits = {}
+    for split, n in (("train", n_train), ("val", n_val)):
+        images, labels = [], []
+        for _ in range(n):
+            lab = np.zeros((H, W), np.uint8)
+            lab[: H // 3] = 10
+            lab[H // 3 : H // 3 + H // 4 + int(rng.integers(0, 3)), : W // 2] = 2
+            r, c = int(rng.integers(H // 2, H - 8)), int(rng.integers(0, W - 16))
+            lab[r : r + 6, c : c + 14] = 13
+            lab[-2:] = 255  # ego vehicle: ignored
+            img = np.zeros((H, W, 3), np.float32)
+            for k, colour in COLOURS.items():
+                img[lab == k] = colour
+            images.append(np.clip(img + rng.normal(0, 12, img.shape), 0, 255).astype(np.uint8))
+            labels.append(lab)
+        stems = [f"tiny_{i:06d}_000019" for i in range(n)]
+        cache = root / "cache" / split
+        cache.mkdir(parents=True)
+        np.save(cache / "images.npy", np.stack(images))
+        np.save(cache / "labels.npy", np.stack(labels))
+        write_json(cache / "index.json", {"stems": stems, "size": [H, W], "cameras": [None] * n})
+        splits[split] = {"count": n, "has_labels": True, "has_depth": False, "stems": stems, "size": [H, W]}
+    write_json(root / "manifest.json", {"source": "synthcity", "splits": splits, "cache_size": [H, W],
+                                        "class_frequencies": {}})
+    return root
+
+
+@contextlib.contextmanager
+def cwd(path: Path):
+    old = Path.cwd()
+    os.chdir(path)
+    try:
+        yield
+    finally:
+        os.chdir(old)
+
+
+def run_fit(base: Path, train: TrainConfig, name: str, **kw) -> tuple[dict, Path]:
+    """fit() with its outputs under base/name, run from base (so a stray dvc.yaml would land there)."""
+    out = base / name
+    with cwd(base):
+        result = fit(MODEL, train, base / "prepared", out / "model", out / "live", out / "resume",
+                     device="cpu", progress=False, **kw)
+    return result, out
+
+
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory) -> Path:
+    base = tmp_path_factory.mktemp("train")
+    make_prepared(base / "prepared")
+    return base
+
+
+@pytest.fixture(scope="module")
+def overfit(workdir) -> tuple[dict, Path, TrainConfig]:
+    train = TrainConfig(epochs=8, batch_size=2, size=[H, W], lr=1e-2, augment="none", seed=3)
+    result, out = run_fit(workdir, train, "overfit")
+    return result, out, train
+
+
+def test_smoke_overfits_tiny_images(overfit):
+    result, _, _ = overfit
+    hist = result["history"]
+    assert result["interrupted"] is False and len(hist) == 8
+    assert hist[-1]["train_loss"] < 0.6 * hist[0]["train_loss"]
+    assert max(h["val_dice"] for h in hist[-3:]) > hist[0]["val_dice"] + 0.2
+    assert result["val_dice"] == max(h["val_dice"] for h in hist)  # best = highest val Dice
+    assert result["device"] == "cpu" and result["train_images_per_s"] > 0
+
+
+def test_dvclive_logs_without_dvc_yaml(overfit, workdir):
+    _, out, _ = overfit
+    metrics = out / "live" / "plots" / "metrics"
+    for name in ("train/loss", "val/loss", "val/dice", "val/miou", "lr"):
+        with (metrics / f"{name}.tsv").open() as f:
+            rows = list(csv.DictReader(f, delimiter="\t"))
+        assert [int(r["step"]) for r in rows] == list(range(8)), name
+    summary = json.loads((out / "live" / "metrics.json").read_text())
+    assert summary["best"]["best_epoch"] >= 1 and "dice" in summary["val"]
+    overlay = cv2.imread(str(out / "live" / "plots" / "images" / "overlay.png"))
+    assert overlay.shape == (H, 3 * W, 3)  # image | ground truth | prediction
+    assert not list(workdir.rglob("dvc.yaml")) and not (workdir / ".dvc").exists()
+    assert not (out / "resume" / "last.pt").exists()  # removed after a successful end
+
+
+def test_best_checkpoint_reloads_and_reproduces_its_score(overfit, workdir):
+    result, out, train = overfit
+    model, cfg, meta = load_checkpoint(out / "model" / "best.pt", "cpu")
+    assert cfg == MODEL
+    assert meta["epoch"] == result["best_epoch"] and meta["val_dice"] == pytest.approx(result["val_dice"])
+    val = SegDataset(load_cache(workdir / "prepared", "val"), build_eval_transform(train.size, resize_mask=False))
+    scores = evaluate(model, make_loader(val, 2, shuffle=False), build_loss(train), torch.device("cpu"))
+    assert scores["dice"] == pytest.approx(meta["val_dice"], abs=1e-6)
+    assert scores["miou"] == pytest.approx(meta["val_miou"], abs=1e-6)
+    summary = json.loads((out / "model" / "summary.json").read_text())
+    assert summary["best_epoch"] == result["best_epoch"]
+
+
+def test_resume_gives_identical_weights(workdir, caplog):
+    # Augmentation, warm-up + poly schedule and the Dice loss all take part in the trajectory.
+    # Best by validation loss (the course recipe) so best.pt is the last, post-resume epoch.
+    train = TrainConfig(epochs=3, batch_size=2, size=[H, W], lr=1e-2, augment="strong", schedule="poly",
+                        warmup_epochs=1.0, loss="ce_dice", select_by="loss", seed=11)
+    full, full_dir = run_fit(workdir, train, "full")
+
+    first, part_dir = run_fit(workdir, train, "part", stop_after_epochs=1)
+    assert first == {"interrupted": True, "epochs_done": 1}
+    assert (part_dir / "resume" / "last.pt").exists() and (part_dir / "model" / "best.pt").exists()
+    # `dvc repro` deletes a stage's outputs before re-running it; only the resume dir survives.
+    shutil.rmtree(part_dir / "model")
+    shutil.rmtree(part_dir / "live")
+    with caplog.at_level(logging.INFO, logger="cityseg.train"):
+        resumed, _ = run_fit(workdir, train, "part")
+    assert "resuming" in caplog.text
+    assert not (part_dir / "resume").exists()  # emptied and removed after a successful end
+
+    def trajectory(result):  # every epoch's losses, scores and LR (timings differ, of course)
+        return [{k: v for k, v in h.items() if k != "images_per_s"} for h in result["history"]]
+
+    assert trajectory(resumed) == trajectory(full)  # bit for bit
+    assert resumed["best_epoch"] == full["best_epoch"] >= 2  # so best.pt holds post-resume weights
+    a = torch.load(full_dir / "model" / "best.pt", weights_only=True)["state_dict"]
+    b = torch.load(part_dir / "model" / "best.pt", weights_only=True)["state_dict"]
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    with (part_dir / "live" / "plots" / "metrics" / "train" / "loss.tsv").open() as f:
+        assert [int(r["step"]) for r in csv.DictReader(f, delimiter="\t")] == [0, 1, 2]
+
+
+def test_stale_resume_checkpoint_is_ignored(workdir):
+    train = TrainConfig(epochs=1, batch_size=4, size=[H, W], seed=5)
+    resume = workdir / "stale" / "resume" / "last.pt"
+    resume.parent.mkdir(parents=True)
+    torch.save({"config_hash": "another run", "epoch": 7}, resume)
+    result, _ = run_fit(workdir, train, "stale")
+    assert result["interrupted"] is False and len(result["history"]) == 1
+    assert not resume.exists()
+
+
+def test_config_hash_tracks_what_changes_results():
+    manifest = {"splits": {"train": {"count": 4}}}
+    base = config_hash(MODEL, TrainConfig(), manifest)
+    assert base == config_hash(MODEL, TrainConfig(num_workers=4), manifest)
+    assert base != config_hash(MODEL, TrainConfig(lr=2e-3), manifest)
+    assert base != config_hash(ModelConfig(width=0.5), TrainConfig(), manifest)
+    assert base != config_hash(MODEL, TrainConfig(), {"splits": {"train": {"count": 5}}})
+
+
+def test_lr_schedules():
+    assert [lr_factor(s, 100, 10, "constant") for s in (0, 4, 9, 50)] == [0.1, 0.5, 1.0, 1.0]
+    assert lr_factor(10, 100, 10, "poly") == 1.0 and lr_factor(100, 100, 10, "poly") == 0.0
+    assert lr_factor(55, 100, 10, "poly") == pytest.approx(0.5**0.9)
+    assert lr_factor(55, 100, 10, "cosine") == pytest.approx(0.5)
+    assert lr_factor(100, 100, 10, "cosine") == pytest.approx(0.0)
+    with pytest.raises(ValueError, match="schedule"):
+        lr_factor(20, 100, 10, "step")
+
+
+def test_steps_per_epoch_matches_loader():
+    for n, bs in ((4, 2), (5, 2), (3, 4), (9, 4), (1, 1)):
+        ds = torch.utils.data.TensorDataset(torch.zeros(n, 1))
+        ds.set_epoch = lambda epoch: None  # make_loader tells the dataset its epoch
+        assert len(make_loader(ds, bs, shuffle=True)) == steps_per_epoch(n, bs), (n, bs)
+    assert steps_per_epoch(9, 4) == 2  # a last batch of one image is dropped (BatchNorm)
+
+
+def test_soft_dice_loss_ignores_255_and_rewards_overlap():
+    target = torch.tensor([[[0, 0, 1, 255]]])  # (1, 1, 4)
+    perfect = torch.full((1, 3, 1, 4), -20.0)
+    perfect[0, 0, 0, :2] = 20.0
+    perfect[0, 1, 0, 2] = 20.0
+    perfect[0, 2, 0, 3] = 20.0  # confidently "class 2" on the ignored pixel: must not count
+    assert soft_dice_loss(perfect, target).item() == pytest.approx(0.0, abs=1e-6)
+    wrong = perfect.roll(1, dims=1)
+    assert soft_dice_loss(wrong, target, eps=1e-6).item() == pytest.approx(1.0, abs=1e-5)
+    assert soft_dice_loss(perfect, torch.full_like(target, 255)).item() == 0.0
+    ce_dice = build_loss(TrainConfig(loss="ce_dice", dice_weight=0.5))
+    ce = build_loss(TrainConfig(loss="ce"))
+    assert ce_dice(wrong, target).item() == pytest.approx(ce(wrong, target).item() + 0.5 * soft_dice_loss(wrong, target).item())
