@@ -70,7 +70,7 @@ def test_fastscnn_output_matches_input_size(scale, size):
     "cfg, expected_type, multiple",
     [
         (ModelConfig(arch="unet", width=0.125), UNet, 16),
-        (ModelConfig(arch="FastSCNN", width=0.5, extra={"input_scale": 0.5}), FastSCNN, 64),
+        (ModelConfig(arch="fastscnn", width=0.5, extra={"input_scale": 0.5}), FastSCNN, 64),
         (ModelConfig(arch="DeepLabV3Plus", encoder_name="resnet18"), None, 16),
     ],
 )
@@ -189,3 +189,12 @@ def test_checkpoint_errors(tmp_path):
         load_checkpoint(bad)
     with pytest.raises(ValueError, match="plain types"):
         save_checkpoint(tmp_path / "x.pt", UNet(width=0.125), ModelConfig(), fn=print)
+
+
+def test_our_names_match_exactly_so_smp_unet_stays_reachable():
+    from cityseg.unet import UNet
+
+    ours = build_model(ModelConfig(arch="unet", width=0.125))
+    smp_unet = build_model(ModelConfig(arch="Unet", encoder_name="resnet18", width=1.0))
+    assert isinstance(ours, UNet) and not isinstance(smp_unet, UNet)
+    assert type(smp_unet).__module__.startswith("segmentation_models_pytorch")

@@ -307,3 +307,12 @@ def test_ood_segmenter_mahalanobis_state_dict():
     assert include.tolist() == [True, True, False, False]
     with pytest.raises(RuntimeError, match="set_mahalanobis"):
         ood.OODSegmenter(seg, method="mahalanobis")(x)
+
+
+def test_default_feature_layer_exists_in_our_nets():
+    from cityseg.fastscnn import FastSCNN
+    from cityseg.unet import UNet
+
+    for net in (UNet(width=0.125), FastSCNN(width=0.25)):
+        feats = ood.pooled_features(net.eval(), torch.rand(1, 3, 64, 64))
+        assert feats.ndim == 2 and feats.shape[0] == 1

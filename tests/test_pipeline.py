@@ -51,6 +51,9 @@ def project(tmp_path_factory):
     shutil.copy(REPO / ".dvc/config", root / ".dvc/config")
     (root / ".dvc/.gitignore").write_text("/config.local\n/tmp\n/cache\n")
     params = _merge(yaml.safe_load((root / "params.yaml").read_text()), TINY)
+    for entry in params["benchmarks"].values():  # benchmark entries override the shared train section
+        if "train" in entry:
+            entry["train"].update(TINY["train"])
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     (root / ".gitignore").write_text("/.cityseg/\n__pycache__/\n")
     env = dict(os.environ, DVC_NO_ANALYTICS="1", DVC_SITE_CACHE_DIR=str(root / ".site-cache"),

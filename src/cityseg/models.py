@@ -49,7 +49,9 @@ def build_model(cfg: ModelConfig) -> nn.Module:
 
     Loads ``cfg.weights_path`` when set (see ``load_weights``).
     """
-    arch = cfg.arch.lower()
+    # Our names match exactly ("unet" is the course U-Net); any other spelling goes to smp, whose
+    # names are case-insensitive, so "Unet" is smp's U-Net with a pretrained-style encoder.
+    arch = cfg.arch
     try:
         if arch in OUR_MODELS:
             model = OUR_MODELS[arch](num_classes=cfg.num_classes, width=cfg.width, **cfg.extra)

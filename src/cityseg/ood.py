@@ -30,8 +30,8 @@ PIXEL_SCORES = ("msp", "max_logit", "energy", "entropy")
 
 # Default feature layers tried in order when no `layer` is given (see `resolve_feature_layer`).
 # "encoder": segmentation-models-pytorch (returns a list of stages, deepest last);
-# "down4": our course UNet bottleneck; "global_feature_extractor": the usual Fast-SCNN name.
-DEFAULT_FEATURE_LAYERS = ("encoder", "down4", "global_feature_extractor")
+# "down4": our course UNet bottleneck; "global_features": our Fast-SCNN's context branch.
+DEFAULT_FEATURE_LAYERS = ("encoder", "down4", "global_features")
 
 
 # --------------------------------------------------------------------------------------------
@@ -234,7 +234,7 @@ def resolve_feature_layer(model: nn.Module, layer: str | None = None) -> str:
 
     An explicit ``layer`` (a ``named_modules`` name such as "down4" or "encoder.layer4") must exist.
     Otherwise the first of DEFAULT_FEATURE_LAYERS the model has: "encoder" (smp models), "down4"
-    (our UNet), "global_feature_extractor" (Fast-SCNN). Other nets must pass ``layer``.
+    (our UNet), "global_features" (Fast-SCNN). Other nets must pass ``layer``.
     """
     names = dict(model.named_modules())
     if layer is not None:

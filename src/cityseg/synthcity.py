@@ -2210,7 +2210,7 @@ def _add_trailer(b: _Builder, rng, x: float, y: float, yaw: float) -> float:
     return L
 
 
-QUIET_STREETS = 0.7  # share of street scenes that are quiet residential roads
+QUIET_STREETS = 0.8  # share of street scenes that are quiet residential roads
 
 
 def _flags(rng) -> dict:
