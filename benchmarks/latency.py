@@ -26,6 +26,17 @@ def cpu_model() -> str:
     return platform.processor() or "unknown CPU"
 
 
+def hardware(device: str, threads: int) -> str:
+    """The card's name on CUDA, else the CPU model and the thread count: written beside every figure."""
+    return torch.cuda.get_device_name() if device == "cuda" else f"{cpu_model()}, {threads} threads"
+
+
+def markdown_table(header: list[str], rows: list[list[str]], right: int) -> str:
+    """A Markdown table; the last ``right`` columns are right-aligned numbers."""
+    align = ["---"] * (len(header) - right) + ["---:"] * right
+    return "\n".join("| " + " | ".join(r) + " |" for r in [header, align, *rows])
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--benchmarks", nargs="+", default=["baseline", "efficient"])
@@ -45,13 +56,10 @@ def main() -> None:
             setups += [("cuda", torch.float32, True), ("cuda", torch.bfloat16, True)]
         for device, dtype, cl in setups:
             r = measure_latency(model, tuple(args.size), device, dtype, args.warmup, args.runs, args.threads, cl)
-            where = torch.cuda.get_device_name() if device == "cuda" else f"{cpu_model()}, {r['threads']} threads"
-            rows.append((name, gflops, r["dtype"], where, r["median_ms"], r["fps"], r["runs"]))
+            rows.append([name, f"{gflops:.1f}", r["dtype"], hardware(device, r["threads"]), f"{r['median_ms']:.1f}",
+                         f"{r['fps']:.2f}", str(r["runs"])])
     print(f"\nbatch 1, input 1x3x{args.size[0]}x{args.size[1]}, median of the timed runs\n")
-    print("| model | GFLOPs | dtype | device | median ms | FPS | runs |")
-    print("|---|---:|---|---|---:|---:|---:|")
-    for name, gf, dt, where, ms, fps, runs in rows:
-        print(f"| {name} | {gf:.1f} | {dt} | {where} | {ms:.1f} | {fps:.2f} | {runs} |")
+    print(markdown_table(["model", "GFLOPs", "dtype", "device", "median ms", "FPS", "runs"], rows, right=3))
 
 
 if __name__ == "__main__":

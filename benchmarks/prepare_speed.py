@@ -19,7 +19,6 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import cv2
-import numpy as np
 
 from cityseg.config import SynthCityConfig
 from cityseg.prepare import prepare, scan_root

@@ -41,11 +41,12 @@ def main() -> None:
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     model, _, meta = load_checkpoint(args.checkpoint, device)
     size = tuple(meta["train"]["size"])
+    min_area = meta["train"].get("min_class_area", 0.0)  # the predictor's post-processing, as validated
     split = resolve_split(cfg.split, data.source)
     plots = Path(args.plots)
     name = f"{args.benchmark} on {split}"
 
-    metrics, confusion = evaluate_model(model, args.prepared, split, size, cfg.batch_size, device)
+    metrics, confusion = evaluate_model(model, args.prepared, split, size, cfg.batch_size, device, min_area=min_area)
     metrics.update(complexity(model))
     per_class_plot(metrics, plots / "per_class.png", plots / "per_class.csv", title=name)
     confusion_plot(confusion, plots / "confusion.png", title=name)
@@ -57,7 +58,8 @@ def main() -> None:
     else:
         base_model, _, base_meta = load_checkpoint(args.baseline, device)
         baseline_dice = evaluate_model(base_model, args.prepared, split, tuple(base_meta["train"]["size"]),
-                                       cfg.batch_size, device, progress=False)[0]["dice"]
+                                       cfg.batch_size, device, progress=False,
+                                       min_area=base_meta["train"].get("min_class_area", 0.0))[0]["dice"]
     metrics["efficiency"] = {
         "score": round(efficiency_score(metrics["dice"], metrics["gflops"], baseline_dice, eff.gate), 4),
         "baseline_dice": baseline_dice,
@@ -65,13 +67,14 @@ def main() -> None:
         **latency_metrics(model, eff),
     }
 
-    rob = evaluate_robustness(model, size, args.weather, device, cfg.batch_size)
+    rob = evaluate_robustness(model, size, args.weather, device, cfg.batch_size, min_area=min_area)
     metrics["robustness"] = rob
     severity_plot(rob, plots / "robustness.png", title=args.benchmark, heldout=read_testbed(args.weather)["heldout"])
-    qualitative_grid(model, size, args.weather, device, plots / "robustness_examples.png")
+    qualitative_grid(model, size, args.weather, device, plots / "robustness_examples.png", min_area=min_area)
 
     ev = evaluate_ood(model, args.prepared, args.ood, input_size=size, eval_split=split, method=oc.method,
-                      temperature=oc.temperature, percentile=oc.percentile, batch_size=cfg.batch_size, device=device)
+                      temperature=oc.temperature, percentile=oc.percentile, batch_size=cfg.batch_size, device=device,
+                      min_area=min_area)
     metrics["ood"] = ev.metrics
     roc_plot(ev, plots / "ood_roc.png", title=f"{args.benchmark}: OOD detection")
     score_histogram(ev, plots / "ood_scores.png", title=f"{args.benchmark}: {oc.method} on test")

@@ -20,6 +20,7 @@ from cityseg.dataset import SegDataset, load_cache
 from cityseg.io import write_json
 from cityseg.models import load_checkpoint
 from cityseg.train import (
+    amp_dtype_for,
     build_loss,
     config_hash,
     evaluate,
@@ -217,3 +218,29 @@ def test_soft_dice_loss_ignores_255_and_rewards_overlap():
     ce_dice = build_loss(TrainConfig(loss="ce_dice", dice_weight=0.5))
     ce = build_loss(TrainConfig(loss="ce"))
     assert ce_dice(wrong, target).item() == pytest.approx(ce(wrong, target).item() + 0.5 * soft_dice_loss(wrong, target).item())
+
+
+def test_amp_choice(monkeypatch):
+    cpu, cuda = torch.device("cpu"), torch.device("cuda")
+    assert amp_dtype_for(cpu, "fp32") is None and amp_dtype_for(cuda, "fp32") is None
+    assert amp_dtype_for(cpu, "bf16") == torch.bfloat16 and amp_dtype_for(cuda, "auto") == torch.bfloat16
+    # auto on a CPU follows oneDNN's native-bf16 check (emulated bf16 is slower than fp32)
+    for native in (True, False):
+        monkeypatch.setattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", lambda native=native: native)
+        assert amp_dtype_for(cpu, "auto") == (torch.bfloat16 if native else None)
+    with pytest.raises(ValueError, match="train.amp"):
+        TrainConfig(amp="fp16")
+
+
+def test_bf16_training_runs_and_learns_on_cpu(workdir):
+    train = TrainConfig(epochs=4, batch_size=2, size=[H, W], lr=1e-2, augment="none", seed=3, amp="bf16")
+    result, _ = run_fit(workdir, train, "bf16")
+    assert result["amp"] == "bfloat16"
+    losses = [h["train_loss"] for h in result["history"]]
+    assert losses[-1] < losses[0]
+
+
+def test_min_class_area_is_validated():
+    assert TrainConfig(min_class_area=0.002).min_class_area == 0.002
+    with pytest.raises(ValueError, match="train.min_class_area"):
+        TrainConfig(min_class_area=1.0)

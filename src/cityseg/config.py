@@ -84,16 +84,28 @@ class TrainConfig:
     weather_types: list = field(default_factory=list)  # augment=robust: corruption/weather names to train with
     weather_prob: float = 0.5  # augment=robust: chance that a training image gets one of weather_types
     select_by: str = "dice"  # dice | loss: which validation number picks the best checkpoint
+    # Predicted classes covering less than this fraction of an image are dropped (their pixels take the
+    # next most likely class) in validation, evaluation and submission: see cityseg.postprocess.
+    min_class_area: float = 0.0
+    # bf16 autocast: "auto" = on CUDA, and on CPUs with native bf16 (AVX512-BF16/AMX, ~1.3x faster
+    # convolutions there); "bf16" forces it, "fp32" never uses it.
+    amp: str = "auto"
+    # channels_last memory format on a CPU (always on CUDA): faster for our U-Net and Fast-SCNN in
+    # oneDNN, slower for smp's ResNet encoders (benchmarks/train_speed.py).
+    cpu_channels_last: bool = True
     num_workers: int = 0
     seed: int = 42
 
     def __post_init__(self):
+        _check_choice("train.amp", self.amp, ("auto", "bf16", "fp32"))
         _check_choice("train.optimizer", self.optimizer, ("adamw", "sgd"))
         _check_choice("train.schedule", self.schedule, ("constant", "poly", "cosine"))
         _check_choice("train.loss", self.loss, ("ce", "ce_dice"))
         _check_choice("train.augment", self.augment, ("none", "standard", "strong", "robust"))
         _check_choice("train.select_by", self.select_by, ("dice", "loss"))
         _check_size("train.size", self.size)
+        if not 0.0 <= self.min_class_area < 1.0:
+            raise ConfigError(f"train.min_class_area must be a fraction in [0, 1), got {self.min_class_area}")
         if self.epochs < 1 or self.batch_size < 1:
             raise ConfigError("train.epochs and train.batch_size must be >= 1")
 

@@ -8,7 +8,6 @@ as the competition server does.
 from __future__ import annotations
 
 import os
-from pathlib import Path
 from typing import Iterator
 
 import cv2
@@ -21,6 +20,7 @@ from cityseg import labels as L
 from cityseg.dataset import full_res_samples, load_cache, read_sample
 from cityseg.flops import count_flops, count_macs_ptflops, count_params
 from cityseg.metrics import ConfusionMatrix, DiceMeter
+from cityseg.postprocess import to_labels
 from cityseg.transforms import normalize
 
 FLOP_SIZE = (1024, 2048)
@@ -72,13 +72,16 @@ def trivial_predictors(prepared: str | os.PathLike) -> dict[str, np.ndarray]:
 
 
 def evaluate_model(model: torch.nn.Module, prepared: str | os.PathLike, split: str, input_size: tuple[int, int],
-                   batch_size: int, device: torch.device, progress: bool = True) -> tuple[dict, np.ndarray]:
-    """Score ``model`` on ``split``; returns (metrics, 19x19 confusion matrix [gt, pred])."""
+                   batch_size: int, device: torch.device, progress: bool = True, min_area: float = 0.0
+                   ) -> tuple[dict, np.ndarray]:
+    """Score ``model`` on ``split``; returns (metrics, 19x19 confusion matrix [gt, pred]).
+
+    ``min_area``: small-class removal of the predictions (``postprocess.to_labels``)."""
     dice, cm = DiceMeter(), ConfusionMatrix(L.NUM_CLASSES, L.IGNORE_INDEX)
     trivial = trivial_predictors(prepared)
     trivial_dice = {name: DiceMeter() for name in trivial}
     for _, _, label, logits in iter_predictions(model, prepared, split, input_size, batch_size, device, progress):
-        pred = logits.argmax(0).numpy().astype(np.uint8)
+        pred = to_labels(logits, min_area).numpy()
         dice.update(pred, label)
         cm.update(pred, label)
         for name, ref in trivial.items():

@@ -33,9 +33,10 @@ from tqdm import tqdm
 
 from cityseg import ood
 from cityseg.dataset import full_res_samples, load_cache, read_manifest, read_sample
-from cityseg.io import DataError, atomic_path, read_image, write_json
+from cityseg.io import DataError, atomic_path, read_image
 from cityseg.metrics import DiceMeter
 from cityseg.oodsets import GROUPS, list_ood_images
+from cityseg.postprocess import to_labels
 from cityseg.transforms import normalize_batch
 
 SET_NAMES = ("id_val", "id_test", "near_val", "far_val", "near_test", "far_test")
@@ -165,7 +166,8 @@ def _cat(parts: dict[str, list[np.ndarray]]) -> dict[str, np.ndarray]:
 
 def score_id_images(model: nn.Module, samples: Sequence[Any], input_size: tuple[int, int], device: torch.device,
                     tap: _FeatureTap, methods: Sequence[str], temperature: float, percentile: float,
-                    maha: tuple[torch.Tensor, torch.Tensor], batch_size: int, desc: str, progress: bool) -> ImageScores:
+                    maha: tuple[torch.Tensor, torch.Tensor], batch_size: int, desc: str, progress: bool,
+                    min_area: float = 0.0) -> ImageScores:
     """Scores and competition Dice of labelled prepared samples (`dataset.Sample`)."""
     meter, parts, names = DiceMeter(), _empty(methods), []
     for chunk in tqdm(list(_batches(samples, batch_size)), desc=desc, unit="batch", disable=not progress):
@@ -177,7 +179,7 @@ def score_id_images(model: nn.Module, samples: Sequence[Any], input_size: tuple[
             if label is None:
                 raise DataError(f"{sample.image_path}: no label; OOD evaluation needs labelled ID images")
             up = F.interpolate(logits[i : i + 1], size=label.shape, mode="bilinear", align_corners=False)
-            meter.update(up[0].argmax(0).cpu().numpy().astype(np.uint8), label, batched=False)
+            meter.update(to_labels(up[0], min_area).cpu().numpy(), label, batched=False)
             names.append(sample.stem)
     return ImageScores(names, _cat(parts), meter.per_image())
 
@@ -296,12 +298,14 @@ def _id_samples(prepared: str | os.PathLike, eval_split: str) -> tuple[list, lis
 def evaluate_ood(model: nn.Module, prepared: str | os.PathLike, ood_root: str | os.PathLike, *,
                  input_size: Sequence[int], eval_split: str, method: str = "energy_p95", temperature: float = 1.0,
                  percentile: float = 95.0, batch_size: int = 8, device: torch.device | str = "cpu",
-                 feature_layer: str | None = None, fit_images: int = 1000, progress: bool = True) -> OODEvaluation:
+                 feature_layer: str | None = None, fit_images: int = 1000, progress: bool = True,
+                 min_area: float = 0.0) -> OODEvaluation:
     """Score ``model`` on the OOD benchmark: every method's detection metrics, calibrated threshold and score.
 
     ``metrics`` keys (the configured ``method``, on test): auroc/fpr95/aupr _near/_far, score,
     score_accept_all, score_oracle, threshold, accepted_id_frac, refused_near_frac, refused_far_frac;
-    ``methods.<m>`` holds the same per method, plus ``val_``-prefixed detection metrics.
+    ``methods.<m>`` holds the same per method, plus ``val_``-prefixed detection metrics. ID Dice uses
+    ``postprocess.to_labels(.., min_area)``.
     """
     methods = method_names(method, percentile)
     if not temperature > 0:
@@ -322,8 +326,9 @@ def evaluate_ood(model: nn.Module, prepared: str | os.PathLike, ood_root: str | 
     common = dict(input_size=input_size, device=device, methods=methods, temperature=temperature,
                   percentile=percentile, maha=maha, batch_size=int(batch_size), progress=progress)
     with _FeatureTap(model, feature_layer) as tap:
-        sets["id_val"] = score_id_images(model, val_samples, tap=tap, desc="ood id val", **common)
-        sets["id_test"] = score_id_images(model, test_samples, tap=tap, desc=f"ood id {eval_split}", **common)
+        sets["id_val"] = score_id_images(model, val_samples, tap=tap, desc="ood id val", min_area=min_area, **common)
+        sets["id_test"] = score_id_images(model, test_samples, tap=tap, desc=f"ood id {eval_split}",
+                                          min_area=min_area, **common)
         for name in SET_NAMES[2:]:
             sets[name] = score_ood_images(model, ood_paths[name], tap=tap, desc=f"ood {name}", root=ood_root, **common)
 

@@ -36,6 +36,7 @@ from cityseg.dataset import Sample, city_of, full_res_samples, read_manifest, re
 from cityseg.evaluate import iter_predictions, predict_logits
 from cityseg.io import DataError, atomic_dir, link_or_copy, read_json, write_json
 from cityseg.metrics import DiceMeter, dice_per_class, image_dice
+from cityseg.postprocess import to_labels
 from cityseg.plots import plt, save_figure
 # After cityseg.evaluate: its transforms import sets NO_ALBUMENTATIONS_UPDATE (no PyPI query offline).
 from cityseg.corruptions import CORRUPTIONS, corrupt  # noqa: E402
@@ -276,21 +277,21 @@ def summarize_robustness(dice_clean: float, dice: Mapping[tuple[str, int], float
 
 
 def _folder_dice(model: torch.nn.Module, folder: Path, split: str, input_size: tuple[int, int], batch_size: int,
-                 device: torch.device, bar: tqdm) -> float:
+                 device: torch.device, bar: tqdm, min_area: float) -> float:
     meter = DiceMeter()
     for _, _, label, logits in iter_predictions(model, folder, split, input_size, batch_size, device, progress=False):
-        meter.update(logits.argmax(0).numpy().astype(np.uint8), label, batched=False)
+        meter.update(to_labels(logits, min_area).numpy(), label, batched=False)
         bar.update()
     return meter.mean()
 
 
 def evaluate_robustness(model: torch.nn.Module, input_size: tuple[int, int], weather_root: str | os.PathLike,
                         device: torch.device, batch_size: int = 4, heldout: Optional[Sequence[str]] = None,
-                        progress: bool = True) -> dict:
+                        progress: bool = True, min_area: float = 0.0) -> dict:
     """Competition Dice of ``model`` on every condition and severity of the test bed, plus the clean Dice
     of the same images; returns :func:`summarize_robustness`'s flat dict (nest it under "robustness").
 
-    ``heldout`` defaults to the test bed's own ``weather.heldout``.
+    ``heldout`` defaults to the test bed's own ``weather.heldout``; ``min_area`` as in ``postprocess.to_labels``.
     """
     root = Path(weather_root)
     manifest = read_testbed(root)
@@ -299,10 +300,11 @@ def evaluate_robustness(model: torch.nn.Module, input_size: tuple[int, int], wea
     folders = [(name, int(sev)) for name, sevs in manifest["conditions"].items() for sev in sevs]
     bar = tqdm(total=n * (1 + len(folders)), desc="robustness", unit="img", disable=not progress)
     model.eval()
-    clean = _folder_dice(model, root / manifest["clean"], split, input_size, batch_size, device, bar)
+    clean = _folder_dice(model, root / manifest["clean"], split, input_size, batch_size, device, bar, min_area)
     dice = {}
     for name, sev in folders:
-        dice[(name, sev)] = _folder_dice(model, root / name / str(sev), split, input_size, batch_size, device, bar)
+        dice[(name, sev)] = _folder_dice(model, root / name / str(sev), split, input_size, batch_size, device, bar,
+                                         min_area)
         bar.set_postfix_str(f"{name}_{sev} {dice[(name, sev)]:.3f}")
     bar.close()
     return summarize_robustness(clean, dice, heldout, images=n)
@@ -361,7 +363,7 @@ def _grid_conditions(manifest: dict) -> list[tuple[str, int]]:
 
 def qualitative_grid(model: torch.nn.Module, input_size: tuple[int, int], weather_root: str | os.PathLike,
                      device: torch.device, path: str | os.PathLike, n: int = 2,
-                     conditions: Optional[Sequence[tuple[str, int]]] = None) -> None:
+                     conditions: Optional[Sequence[tuple[str, int]]] = None, min_area: float = 0.0) -> None:
     """Rows of (image | coloured prediction with its Dice | ground truth) for clean, the harshest fog and
     the harshest rain (or ``conditions``) of the first ``n`` test-bed images."""
     root = Path(weather_root)
@@ -376,7 +378,7 @@ def qualitative_grid(model: torch.nn.Module, input_size: tuple[int, int], weathe
         for name, sev in rows:
             folder = root / manifest["clean"] if name == CLEAN else root / name / str(sev)
             image, label = _read_pair(folder, split, stem)
-            pred = predict_logits(model, [image], input_size, device)[0].argmax(0).cpu().numpy().astype(np.uint8)
+            pred = to_labels(predict_logits(model, [image], input_size, device)[0], min_area).cpu().numpy()
             score = image_dice(dice_per_class(pred, label))
             pred_shown = L.colorize(np.where(label == L.IGNORE_INDEX, L.IGNORE_INDEX, pred).astype(np.uint8))
             for ax, shown, text in zip(axes[r], (image, pred_shown, L.colorize(label)),

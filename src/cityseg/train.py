@@ -36,6 +36,7 @@ from cityseg.io import DataError, atomic_path, write_json
 from cityseg.labels import IGNORE_INDEX, NUM_CLASSES, colorize
 from cityseg.metrics import ConfusionMatrix, DiceMeter
 from cityseg.models import build_model, pad_multiple, save_checkpoint
+from cityseg.postprocess import to_labels
 from cityseg.transforms import build_eval_transform, build_train_transform, normalize
 
 log = logging.getLogger(__name__)
@@ -58,6 +59,19 @@ def resolve_device(device: str | torch.device | None = None) -> torch.device:
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ValueError(f"device {device} requested but CUDA is not available")
     return device
+
+
+def amp_dtype_for(device: torch.device, amp: str) -> Optional[torch.dtype]:
+    """The autocast dtype of ``train.amp`` on ``device`` (None = fp32).
+
+    ``auto``: bf16 on CUDA, and on a CPU only where oneDNN runs bf16 natively: elsewhere CPU bf16 is
+    emulated and slower than fp32.
+    """
+    if amp == "fp32":
+        return None
+    if amp == "bf16" or device.type == "cuda":
+        return torch.bfloat16
+    return torch.bfloat16 if torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported() else None
 
 
 def seed_everything(seed: int) -> None:
@@ -187,9 +201,11 @@ def _autocast(device: torch.device, amp_dtype: Optional[torch.dtype]):
     return torch.autocast(device.type, dtype=amp_dtype or torch.bfloat16, enabled=amp_dtype is not None)
 
 
-def _to_device(images: torch.Tensor, masks: torch.Tensor, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+def _to_device(images: torch.Tensor, masks: torch.Tensor, device: torch.device,
+               channels_last: Optional[bool] = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Move a batch to ``device``; channels_last memory format when asked (None = on CUDA)."""
     images = images.to(device, non_blocking=True)
-    if device.type == "cuda":
+    if device.type == "cuda" if channels_last is None else channels_last:
         images = images.contiguous(memory_format=torch.channels_last)
     return images, masks.to(device, non_blocking=True)
 
@@ -197,14 +213,14 @@ def _to_device(images: torch.Tensor, masks: torch.Tensor, device: torch.device) 
 def train_one_epoch(model: nn.Module, loader: DataLoader, optimizer: torch.optim.Optimizer,
                     scheduler: Optional[torch.optim.lr_scheduler.LRScheduler], loss_fn: Callable,
                     device: torch.device, amp_dtype: Optional[torch.dtype] = None,
-                    progress: bool = False, desc: str = "train") -> float:
+                    progress: bool = False, desc: str = "train", channels_last: Optional[bool] = None) -> float:
     """One pass over ``loader`` (scheduler stepped per iteration); returns the mean loss per image."""
     model.train()
     total = torch.zeros((), dtype=torch.float64, device=device)  # summed on device: no sync per step
     seen = 0
     bar = tqdm(loader, desc=desc, unit="batch", disable=not progress)
     for step, (images, masks) in enumerate(bar):
-        images, masks = _to_device(images, masks, device)
+        images, masks = _to_device(images, masks, device, channels_last)
         with _autocast(device, amp_dtype):
             logits = model(images)
         loss = loss_fn(logits, masks)
@@ -234,8 +250,10 @@ def _logits_at(logits: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
 
 @torch.inference_mode()
 def evaluate(model: nn.Module, loader: DataLoader, loss_fn: Callable, device: torch.device,
-             amp_dtype: Optional[torch.dtype] = None) -> dict:
+             amp_dtype: Optional[torch.dtype] = None, min_area: float = 0.0) -> dict:
     """Validation: mean loss per image, competition Dice (per-image, then mean) and mIoU.
+
+    Predictions go through ``postprocess.to_labels(.., min_area)``, as in evaluation.
 
     Labels may be larger than the network input (the val cache at cache size); logits are
     resized to the labels as the competition scores at the label resolution.
@@ -250,7 +268,7 @@ def evaluate(model: nn.Module, loader: DataLoader, loss_fn: Callable, device: to
         logits = _logits_at(logits, masks.shape[-2:])
         total += float(loss_fn(logits, masks)) * images.shape[0]
         seen += images.shape[0]
-        pred = logits.argmax(1)
+        pred = to_labels(logits, min_area)
         dice.update(pred, masks, batched=True)
         cm.update(pred, masks)
     if seen == 0:
@@ -260,7 +278,7 @@ def evaluate(model: nn.Module, loader: DataLoader, loss_fn: Callable, device: to
 
 @torch.inference_mode()
 def overlay(model: nn.Module, cache: CacheSplit, index: int, size: tuple[int, int], device: torch.device,
-            amp_dtype: Optional[torch.dtype] = None) -> np.ndarray:
+            amp_dtype: Optional[torch.dtype] = None, min_area: float = 0.0) -> np.ndarray:
     """image | ground truth | prediction of one cache sample, side by side: (h, 3w, 3) uint8."""
     model.eval()
     image, gt = np.asarray(cache.images[index]), np.asarray(cache.labels[index])
@@ -268,7 +286,7 @@ def overlay(model: nn.Module, cache: CacheSplit, index: int, size: tuple[int, in
     x, _ = _to_device(x, torch.zeros(0), device)
     with _autocast(device, amp_dtype):
         logits = model(x)
-    pred = _logits_at(logits, gt.shape).argmax(1)[0].to(torch.uint8).cpu().numpy()
+    pred = to_labels(_logits_at(logits, gt.shape)[0], min_area).cpu().numpy()
     return np.concatenate([image, colorize(gt), colorize(pred)], axis=1)
 
 
@@ -345,7 +363,10 @@ def fit(model_cfg: ModelConfig, train_cfg: TrainConfig, prepared_root: str | Pat
 
     device = resolve_device(device)
     cuda = device.type == "cuda"
-    amp_dtype = torch.bfloat16 if cuda else None
+    amp_dtype = amp_dtype_for(device, train_cfg.amp)
+    # Validation runs as evaluation does (cityseg.evaluate: bf16 on CUDA, fp32 on a CPU), so the score
+    # that picks the best checkpoint is the one evaluation reproduces from it.
+    eval_amp = torch.bfloat16 if cuda else None
     out_dir, live_dir, resume_dir = Path(out_dir), Path(live_dir), Path(resume_dir)
     size = tuple(train_cfg.size)
 
@@ -365,6 +386,8 @@ def fit(model_cfg: ModelConfig, train_cfg: TrainConfig, prepared_root: str | Pat
         raise ConfigError(f"train.size {list(size)} must be divisible by {multiple} for model.arch={model_cfg.arch!r}")
     if cuda:
         torch.backends.cudnn.benchmark = True  # fixed input size: let cuDNN pick the fastest kernels
+    channels_last = cuda or train_cfg.cpu_channels_last
+    if channels_last:
         model = model.to(memory_format=torch.channels_last)
     optimizer = build_optimizer(model, train_cfg)
     steps = steps_per_epoch(len(train_cache), train_cfg.batch_size)
@@ -405,8 +428,9 @@ def fit(model_cfg: ModelConfig, train_cfg: TrainConfig, prepared_root: str | Pat
         _log_epoch(live, record)
         live.next_step()
     n_params = sum(p.numel() for p in model.parameters())
-    log.info("training %s (%.2f M params) on %s: %d train / %d val images, %d steps/epoch",
-             model_cfg.arch, n_params / 1e6, device, len(train_cache), len(val_cache), steps)
+    log.info("training %s (%.2f M params) on %s (%s): %d train / %d val images, %d steps/epoch",
+             model_cfg.arch, n_params / 1e6, device, "bf16 autocast" if amp_dtype else "fp32",
+             len(train_cache), len(val_cache), steps)
 
     epochs_this_call = 0
     for epoch in range(start_epoch, train_cfg.epochs):
@@ -414,17 +438,19 @@ def fit(model_cfg: ModelConfig, train_cfg: TrainConfig, prepared_root: str | Pat
         loader = make_loader(train_ds, train_cfg.batch_size, shuffle=True, num_workers=train_cfg.num_workers,
                              pin_memory=cuda, seed=train_cfg.seed, epoch=epoch)
         train_loss = train_one_epoch(model, loader, optimizer, scheduler, loss_fn, device, amp_dtype,
-                                     progress=progress, desc=f"epoch {epoch + 1}/{train_cfg.epochs}")
+                                     progress=progress, desc=f"epoch {epoch + 1}/{train_cfg.epochs}",
+                                     channels_last=channels_last)
         if cuda:
             torch.cuda.synchronize()
         loop_s = time.perf_counter() - t0
-        val = evaluate(model, val_loader, loss_fn, device, amp_dtype)
+        val = evaluate(model, val_loader, loss_fn, device, eval_amp, train_cfg.min_class_area)
         record = {"epoch": epoch + 1, "train_loss": train_loss, "val_loss": val["loss"], "val_dice": val["dice"],
                   "val_miou": val["miou"], "lr": optimizer.param_groups[0]["lr"],
                   "images_per_s": min(len(train_ds), len(loader) * train_cfg.batch_size) / loop_s}
         history.append(record)
         _log_epoch(live, record)
-        live.log_image("overlay.png", overlay(model, val_cache, OVERLAY_INDEX, size, device, amp_dtype))
+        live.log_image("overlay.png", overlay(model, val_cache, OVERLAY_INDEX, size, device, eval_amp,
+                                              train_cfg.min_class_area))
         live.next_step()
 
         epoch_s = time.perf_counter() - t0
@@ -466,6 +492,7 @@ def fit(model_cfg: ModelConfig, train_cfg: TrainConfig, prepared_root: str | Pat
         "train_images_per_s": round(images_seen / loop_time, 3) if loop_time > 0 else None,
         "params": n_params,
         "device": str(device),
+        "amp": str(amp_dtype).replace("torch.", "") if amp_dtype else "fp32",
         "history": history,
     }
     live.summary["best"] = {key: summary[key] for key in ("best_epoch", "val_dice", "val_miou", "val_loss")}

@@ -161,6 +161,9 @@ def build_train_transform(cfg: TrainConfig) -> PairTransform:
     if cfg.augment in ("strong", "robust"):
         transforms += photometric_transforms()
     if cfg.augment == "robust":
+        # Under-exposure (dusk, tunnels, a short shutter): the colour jitter above stays near daylight,
+        # and the sensor-noise half of a dark frame comes from the noise types in weather_types.
+        transforms.append(A.RandomBrightnessContrast(brightness_limit=(-0.45, 0.0), contrast_limit=(-0.4, 0.0), p=0.3))
         if not cfg.weather_types:
             raise ValueError("train.augment=robust needs a non-empty train.weather_types")
         if not 0.0 <= cfg.weather_prob <= 1.0:
