@@ -41,6 +41,21 @@ def test_unet_width_scales_cost_quadratically():
     assert count_flops(half, (256, 256)) / count_flops(full, (256, 256)) == pytest.approx(0.25, abs=0.01)
 
 
+def test_unet_base_channels_and_width_compose():
+    small = UNet(base_channels=8)
+    # base 8 is the course net at width 1/8, stage for stage (8, 16, 32, 64, 64 channels)
+    assert {k: v.shape for k, v in small.state_dict().items()} == \
+        {k: v.shape for k, v in UNet(width=0.125).state_dict().items()}
+    assert small.state_dict()["down4.maxpool_conv.1.double_conv.0.weight"].shape == (64, 64, 3, 3)
+    # the ablation knob halves the channels of whatever base is set: a quarter of the FLOPs
+    half = UNet(base_channels=8, width=0.5)
+    assert count_flops(half, (256, 256)) / count_flops(small, (256, 256)) == pytest.approx(0.25, abs=0.02)
+    model = build_model(ModelConfig(arch="unet", base_channels=8, width=0.5))
+    assert model.inc.double_conv[0].out_channels == 4
+    with pytest.raises(ConfigError, match="model.base_channels"):
+        ModelConfig(base_channels=0)
+
+
 @pytest.mark.parametrize("size", [(32, 48), (37, 51)])
 def test_unet_forward_shape(size):
     model = UNet(width=0.125).eval()

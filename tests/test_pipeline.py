@@ -18,7 +18,7 @@ pytestmark = pytest.mark.slow
 TINY = {
     "data": {"cache_size": [32, 64], "workers": 2},
     "synthcity": {"height": 64, "width": 128, "train": 6, "val": 3, "test": 3},
-    "model": {"width": 0.25},
+    "model": {"base_channels": 16},
     "train": {"epochs": 1, "batch_size": 3, "size": [32, 64]},
     "weather": {"images": 2, "corruptions": ["gaussian_noise", "jpeg"], "severities": [1, 5], "heldout": ["jpeg"],
                 "fog_betas": [0.01], "rain_levels": [2]},
@@ -97,7 +97,7 @@ def test_repro_writes_metrics_and_is_up_to_date(project):
 def test_experiment_changes_flops_in_metrics_diff(project):
     root, env = project
     base = json.loads((root / "metrics/baseline.json").read_text())
-    run([sys.executable, "-m", "dvc", "exp", "run", "-S", "model.width=0.125"], root, env)
+    run([sys.executable, "-m", "dvc", "exp", "run", "-S", "model.width=0.5"], root, env)  # the README's ablation
     new = json.loads((root / "metrics/baseline.json").read_text())
     assert new["gflops"] == pytest.approx(base["gflops"] / 4, rel=0.1)
     diff = run([sys.executable, "-m", "dvc", "metrics", "diff", "--json"], root, env)

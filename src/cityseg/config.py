@@ -54,7 +54,8 @@ class SynthCityConfig:
 @dataclass
 class ModelConfig:
     arch: str = "unet"  # unet | <our efficient nets> | any smp architecture name (e.g. DeepLabV3Plus)
-    width: float = 1.0  # channel multiplier of our own nets
+    width: float = 1.0  # channel multiplier of our own nets (the ablation knob)
+    base_channels: int = 64  # U-Net only: first-stage channels at width 1 (the course's 64)
     encoder_name: str = "resnet18"  # smp only
     encoder_weights: Optional[str] = None  # smp only; None = offline (random init)
     weights_path: Optional[str] = None  # local pretrained weights (encoder or whole model)
@@ -64,6 +65,8 @@ class ModelConfig:
     def __post_init__(self):
         if self.width <= 0:
             raise ConfigError(f"model.width must be > 0, got {self.width}")
+        if not isinstance(self.base_channels, int) or self.base_channels < 1:
+            raise ConfigError(f"model.base_channels must be a positive integer, got {self.base_channels!r}")
 
 
 @dataclass

@@ -53,7 +53,9 @@ def build_model(cfg: ModelConfig) -> nn.Module:
     # names are case-insensitive, so "Unet" is smp's U-Net with a pretrained-style encoder.
     arch = cfg.arch
     try:
-        if arch in OUR_MODELS:
+        if arch == "unet":
+            model = UNet(num_classes=cfg.num_classes, width=cfg.width, base_channels=cfg.base_channels, **cfg.extra)
+        elif arch in OUR_MODELS:
             model = OUR_MODELS[arch](num_classes=cfg.num_classes, width=cfg.width, **cfg.extra)
         else:
             model = _build_smp(cfg)

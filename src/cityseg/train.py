@@ -202,10 +202,10 @@ def _autocast(device: torch.device, amp_dtype: Optional[torch.dtype]):
 
 
 def _to_device(images: torch.Tensor, masks: torch.Tensor, device: torch.device,
-               channels_last: Optional[bool] = None) -> tuple[torch.Tensor, torch.Tensor]:
-    """Move a batch to ``device``; channels_last memory format when asked (None = on CUDA)."""
+               channels_last: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+    """Move a batch to ``device``, in channels_last memory format when asked."""
     images = images.to(device, non_blocking=True)
-    if device.type == "cuda" if channels_last is None else channels_last:
+    if channels_last:
         images = images.contiguous(memory_format=torch.channels_last)
     return images, masks.to(device, non_blocking=True)
 
@@ -213,7 +213,7 @@ def _to_device(images: torch.Tensor, masks: torch.Tensor, device: torch.device,
 def train_one_epoch(model: nn.Module, loader: DataLoader, optimizer: torch.optim.Optimizer,
                     scheduler: Optional[torch.optim.lr_scheduler.LRScheduler], loss_fn: Callable,
                     device: torch.device, amp_dtype: Optional[torch.dtype] = None,
-                    progress: bool = False, desc: str = "train", channels_last: Optional[bool] = None) -> float:
+                    progress: bool = False, desc: str = "train", channels_last: bool = False) -> float:
     """One pass over ``loader`` (scheduler stepped per iteration); returns the mean loss per image."""
     model.train()
     total = torch.zeros((), dtype=torch.float64, device=device)  # summed on device: no sync per step
@@ -262,7 +262,7 @@ def evaluate(model: nn.Module, loader: DataLoader, loss_fn: Callable, device: to
     dice, cm = DiceMeter(NUM_CLASSES, IGNORE_INDEX), ConfusionMatrix(NUM_CLASSES, IGNORE_INDEX)
     total, seen = 0.0, 0
     for images, masks in loader:
-        images, masks = _to_device(images, masks, device)
+        images, masks = _to_device(images, masks, device, channels_last=device.type == "cuda")
         with _autocast(device, amp_dtype):
             logits = model(images)
         logits = _logits_at(logits, masks.shape[-2:])
@@ -283,7 +283,7 @@ def overlay(model: nn.Module, cache: CacheSplit, index: int, size: tuple[int, in
     model.eval()
     image, gt = np.asarray(cache.images[index]), np.asarray(cache.labels[index])
     x = normalize(cv2.resize(image, (int(size[1]), int(size[0])), interpolation=cv2.INTER_LINEAR))[None]
-    x, _ = _to_device(x, torch.zeros(0), device)
+    x, _ = _to_device(x, torch.zeros(0), device, channels_last=device.type == "cuda")
     with _autocast(device, amp_dtype):
         logits = model(x)
     pred = to_labels(_logits_at(logits, gt.shape)[0], min_area).cpu().numpy()

@@ -1,6 +1,6 @@
 """The course baseline U-Net (TU/e 5LSM0 Cityscapes challenge), with a channel-width multiplier.
 
-Layout at ``width=1.0`` (channels), identical to the course's ``Model()``:
+Layout at ``base_channels=64, width=1.0`` (channels), identical to the course's ``Model()``:
 
     inc   DoubleConv(3, 64)                      1/1
     down1 MaxPool2 + DoubleConv(64, 128)         1/2
@@ -14,6 +14,11 @@ Layout at ``width=1.0`` (channels), identical to the course's ``Model()``:
     outc  Conv1x1(64, 19)
 
 17.26 M parameters; 2563.6 GFLOPs at 1x3x1024x2048 by ``FlopCounterMode`` (80.1 at 256x256).
+
+Two knobs size it, because they answer two questions. ``base_channels`` is the architecture: the
+course's 64, or fewer for a laptop-sized default; every stage keeps the course's ratios (1:2:4:8:8).
+``width`` is the ablation multiplier on top (``dvc exp run -S model.width=0.5`` halves every channel
+count of whatever the default is, so FLOPs fall to about a quarter).
 """
 
 from __future__ import annotations
@@ -22,7 +27,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-BASE_CHANNELS = (64, 128, 256, 512, 512)  # encoder stages at width 1.0
+COURSE_BASE = 64  # the course's first-stage channels
+STAGE_RATIOS = (1, 2, 4, 8, 8)  # encoder stages relative to the first: 64, 128, 256, 512, 512
 
 
 def scaled(channels: int, width: float) -> int:
@@ -31,7 +37,7 @@ def scaled(channels: int, width: float) -> int:
 
 
 # Submodule attribute names (double_conv, maxpool_conv, up/conv, outc.conv) follow the course's
-# model.py, so a state_dict trained with the course code loads into UNet(width=1.0) unchanged.
+# model.py, so a state_dict trained with the course code loads into UNet() unchanged.
 
 
 class DoubleConv(nn.Module):
@@ -93,25 +99,30 @@ class OutConv(nn.Module):
 
 
 class UNet(nn.Module):
-    """Course baseline U-Net. ``width`` multiplies every channel count (rounded, min 1).
+    """Course baseline U-Net with ``base_channels * width`` channels in its first stage.
+
+    ``width`` multiplies every channel count (rounded, min 1); the defaults are the course's net.
 
     Forward: (B, in_channels, H, W) float -> (B, num_classes, H, W) logits. Any H, W >= 1 works
     (odd sizes are padded in the decoder); multiples of 16 avoid that padding.
     """
 
-    def __init__(self, in_channels: int = 3, num_classes: int = 19, width: float = 1.0):
+    def __init__(self, in_channels: int = 3, num_classes: int = 19, width: float = 1.0,
+                 base_channels: int = COURSE_BASE):
         super().__init__()
         if width <= 0:
             raise ValueError(f"UNet: width must be > 0, got {width}")
+        if base_channels < 1:
+            raise ValueError(f"UNet: base_channels must be >= 1, got {base_channels}")
         if in_channels < 1 or num_classes < 1:
             raise ValueError(f"UNet: in_channels and num_classes must be >= 1, got {in_channels}, {num_classes}")
-        c1, c2, c3, c4, c5 = (scaled(c, width) for c in BASE_CHANNELS)
+        c1, c2, c3, c4, c5 = (scaled(base_channels * r, width) for r in STAGE_RATIOS)
         self.inc = DoubleConv(in_channels, c1)
         self.down1 = Down(c1, c2)
         self.down2 = Down(c2, c3)
         self.down3 = Down(c3, c4)
         self.down4 = Down(c4, c5)
-        # Decoder output channels follow the course model: 256, 128, 64, 64 at width 1.
+        # Decoder output channels follow the course model: 256, 128, 64, 64 for the course's net.
         self.up1 = Up(c5 + c4, c3)
         self.up2 = Up(c3 + c3, c2)
         self.up3 = Up(c2 + c2, c1)
