@@ -2,7 +2,7 @@
 
 After a sweep such as::
 
-    dvc exp run --queue -S model.width=0.25,0.5,1.0 && dvc queue start && dvc queue status
+    dvc exp run --queue -S model.width=0.25,0.5,0.75 && dvc queue start && dvc queue status
 
 run ``python -m cityseg.pareto --out reports/pareto_experiments.png``: it reads
 ``dvc exp show --json`` and plots one point per (experiment, benchmark) that has both numbers.
