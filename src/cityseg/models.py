@@ -15,7 +15,7 @@ import dataclasses
 import math
 import warnings
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 import torch
 from torch import nn
@@ -25,7 +25,16 @@ from cityseg.fastscnn import FastSCNN
 from cityseg.io import DataError, atomic_path
 from cityseg.unet import UNet
 
-OUR_MODELS: dict[str, type[nn.Module]] = {"unet": UNet, "fastscnn": FastSCNN}
+def _unet(cfg: ModelConfig) -> nn.Module:
+    return UNet(num_classes=cfg.num_classes, width=cfg.width, base_channels=cfg.base_channels, **cfg.extra)
+
+
+def _fastscnn(cfg: ModelConfig) -> nn.Module:
+    return FastSCNN(num_classes=cfg.num_classes, width=cfg.width, **cfg.extra)
+
+
+# Our nets by name, each built from the config fields it has (base_channels is the U-Net's alone).
+OUR_MODELS: dict[str, Callable[[ModelConfig], nn.Module]] = {"unet": _unet, "fastscnn": _fastscnn}
 
 CHECKPOINT_KEYS = ("model_config", "state_dict", "meta")
 
@@ -53,10 +62,8 @@ def build_model(cfg: ModelConfig) -> nn.Module:
     # names are case-insensitive, so "Unet" is smp's U-Net with a pretrained-style encoder.
     arch = cfg.arch
     try:
-        if arch == "unet":
-            model = UNet(num_classes=cfg.num_classes, width=cfg.width, base_channels=cfg.base_channels, **cfg.extra)
-        elif arch in OUR_MODELS:
-            model = OUR_MODELS[arch](num_classes=cfg.num_classes, width=cfg.width, **cfg.extra)
+        if arch in OUR_MODELS:
+            model = OUR_MODELS[arch](cfg)
         else:
             model = _build_smp(cfg)
     except TypeError as exc:  # an argument in model.extra the constructor does not take
