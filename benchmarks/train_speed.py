@@ -9,12 +9,17 @@ is timed in this one process, so the rows compare directly:
 * CUDA fp32 and CUDA bf16 autocast + channels_last (what training uses on a GPU), when one exists.
 
     python benchmarks/train_speed.py --benchmarks baseline --size 256 512 --batch 32
+    python benchmarks/train_speed.py --benchmarks baseline --size 128 256 --batch 2 --base-channels 8 16 32
+
+``--base-channels`` times the U-Net at several ``model.base_channels``: on a CPU, narrow layers are
+bound by memory traffic rather than arithmetic, so time per step grows far slower than FLOPs.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import statistics
 import time
 
@@ -22,6 +27,7 @@ import torch
 import torch.nn.functional as F
 
 from cityseg.config import benchmark_configs, load_params
+from cityseg.flops import count_flops
 from cityseg.labels import NUM_CLASSES
 from cityseg.models import build_model
 from latency import hardware, markdown_table  # benchmarks/ is the script's folder, so it is on sys.path
@@ -64,25 +70,35 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=32)
     ap.add_argument("--steps", type=int, default=20, help="timed steps per set-up (median reported)")
     ap.add_argument("--warmup", type=int, default=3)
+    ap.add_argument("--base-channels", type=int, nargs="+", default=None,
+                    help="U-Net benchmarks only: time each of these model.base_channels instead of the params' value")
     args = ap.parse_args()
     params = load_params()
     setups = [("cpu", dtype, cl) for dtype in (torch.float32, torch.bfloat16) for cl in (False, True)]
     if torch.cuda.is_available():
         setups += [("cuda", torch.float32, False), ("cuda", torch.bfloat16, True)]
     rows = []
+    variants = []  # (row label, model config)
     for name in args.benchmarks:
         model_cfg = benchmark_configs(params, name)[0]
+        if args.base_channels and model_cfg.arch == "unet":
+            variants += [(f"{name}, base {c}", dataclasses.replace(model_cfg, base_channels=c)) for c in args.base_channels]
+        else:
+            variants.append((name, model_cfg))
+    for label, model_cfg in variants:
         reference = None
+        gflops = count_flops(build_model(model_cfg), tuple(args.size)) / 1e9  # forward, one image
         for device, dtype, cl in setups:
             model = build_model(model_cfg)  # fresh weights per set-up: the same seed-free init is fine for speed
             t = statistics.median(step_times(model, tuple(args.size), args.batch, device, dtype, cl,
                                              args.steps, args.warmup))
             ips = args.batch / t
             reference = reference or ips
-            rows.append([name, device, str(dtype).replace("torch.", ""), "yes" if cl else "no",
+            rows.append([label, f"{gflops:.2f}", device, str(dtype).replace("torch.", ""), "yes" if cl else "no",
                          hardware(device, torch.get_num_threads()), f"{ips:.1f}", f"{ips / reference:.2f}x"])
     print(f"\ntraining step, batch {args.batch}, {args.size[0]}x{args.size[1]}, median of {args.steps} steps\n")
-    print(markdown_table(["model", "device", "dtype", "channels_last", "hardware", "images/s", "vs CPU fp32"], rows, right=2))
+    print(markdown_table(["model", "GFLOPs/image", "device", "dtype", "channels_last", "hardware", "images/s", "vs CPU fp32"],
+                         rows, right=2))
 
 
 if __name__ == "__main__":
