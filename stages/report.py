@@ -4,7 +4,7 @@ import argparse
 from pathlib import Path
 
 from cityseg.cli import run_stage
-from cityseg.config import load_params
+from cityseg.config import EfficiencyConfig, load_params, section
 from cityseg.io import read_json
 from cityseg.report import write_report
 
@@ -15,10 +15,11 @@ def main() -> None:
     ap.add_argument("--out", required=True, help="output folder")
     ap.add_argument("--params", default="params.yaml")
     args = ap.parse_args()
-    benchmarks = load_params(args.params).get("benchmarks") or {}
+    params = load_params(args.params)
+    benchmarks = params.get("benchmarks") or {}
     metrics = {Path(p).stem: read_json(p) for p in args.metrics}
     descriptions = {name: (entry or {}).get("description", "") for name, entry in benchmarks.items()}
-    write_report(metrics, args.out, descriptions)
+    write_report(metrics, args.out, section(params, "efficiency", EfficiencyConfig).gate, descriptions)
     print(f"report: {len(metrics)} benchmarks -> {args.out}")
 
 

@@ -1,19 +1,15 @@
 """DVC stage `synthcity`: generate the embedded default dataset in the Cityscapes layout."""
 
-import argparse
 import time
 from pathlib import Path
 
-from cityseg.cli import run_stage
+from cityseg.cli import run_stage, stage_args
 from cityseg.config import DataConfig, SynthCityConfig, load_params, section
 from cityseg.synthcity import generate
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--out", required=True, help="output root (Cityscapes layout)")
-    ap.add_argument("--params", default="params.yaml")
-    args = ap.parse_args()
+    args = stage_args(__doc__, {"out": "output root (Cityscapes layout)"})
     params = load_params(args.params)
     cfg = section(params, "synthcity", SynthCityConfig)
     data = section(params, "data", DataConfig)

@@ -1,26 +1,22 @@
 """DVC stage `weather`: the robustness test bed (fog, rain, corruptions) from the evaluation split."""
 
-import argparse
 import time
 
-from cityseg.cli import run_stage
+from cityseg.cli import run_stage, stage_args
 from cityseg.config import DataConfig, EvalConfig, WeatherConfig, load_params, section
-from cityseg.evaluate import resolve_split
-from cityseg.robustness import build_testbed, condition_grid
+from cityseg.dataset import evaluation_split
+from cityseg.testbed import build_testbed, condition_grid
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--prepared", required=True, help="prepared dataset folder")
-    ap.add_argument("--out", required=True, help="test bed folder (<out>/<condition>/<severity>/, Cityscapes layout)")
-    ap.add_argument("--samples", help="write a PNG of one image under every condition here")
-    ap.add_argument("--fog-rain", help="write a PNG of one image under every fog and rain severity here")
-    ap.add_argument("--params", default="params.yaml")
-    args = ap.parse_args()
+    args = stage_args(__doc__, {"prepared": "prepared dataset folder",
+                                "out": "test bed folder (<out>/<condition>/<severity>/, Cityscapes layout)"},
+                      {"samples": "write a PNG of one image under every condition here",
+                       "fog-rain": "write a PNG of one image under every fog and rain severity here"})
     params = load_params(args.params)
     cfg = section(params, "weather", WeatherConfig)
     data, ev = section(params, "data", DataConfig), section(params, "eval", EvalConfig)
-    split = resolve_split(ev.split, data.source)
+    split = evaluation_split(ev.split, data.source)
     start = time.perf_counter()
     manifest = build_testbed(args.prepared, args.out, cfg, split, workers=data.workers)
     n_folders = sum(len(s) for s in manifest["conditions"].values())

@@ -22,9 +22,22 @@ def _seed():
     torch.manual_seed(0)
 
 
+def _double_conv_params(c_in: int, c_out: int, mid: int | None = None) -> int:
+    """Two bias-free 3x3 convs, each followed by BatchNorm (weight and bias; running stats are buffers)."""
+    mid = mid or c_out
+    return 9 * c_in * mid + 2 * mid + 9 * mid * c_out + 2 * c_out
+
+
 def test_unet_matches_course_baseline_figures():
     model = UNet()
-    assert count_params(model) / 1e6 == pytest.approx(17.26, abs=0.005)
+    # The course layout (competition.md), counted by hand: encoder 64-128-256-512-512, decoder
+    # DoubleConv(in, out, mid = in / 2), a 1x1 head with bias.
+    layout = [(3, 64), (64, 128), (128, 256), (256, 512), (512, 512),
+              (1024, 256, 512), (512, 128, 256), (256, 64, 128), (128, 64, 64)]
+    expected = sum(_double_conv_params(*stage) for stage in layout) + 64 * 19 + 19
+    assert count_params(model) == expected
+    assert expected / 1e6 == pytest.approx(17.26, abs=0.005)
+    assert count_params(build_model(ModelConfig(arch="unet", base_channels=64, width=1.0))) == expected
     assert count_flops(model, FULL) / 1e9 == pytest.approx(2563.6, abs=0.1)
     assert count_flops(model, (256, 256)) / 1e9 == pytest.approx(80.1, abs=0.1)
     # Same submodule names as the course's model.py, so its state_dicts load unchanged.
@@ -57,14 +70,24 @@ def test_unet_base_channels_and_width_compose():
 
 
 @pytest.mark.parametrize("size", [(32, 48), (37, 51)])
-def test_unet_forward_shape(size):
+def test_unet_forward_size_and_values(size):
     model = UNet(width=0.125).eval()
+    x = torch.randn(2, 3, *size)
     with torch.no_grad():
-        out = model(torch.randn(2, 3, *size))
-    assert out.shape == (2, 19, *size)
+        out = model(x)
+        again = model(x)
+        alone = model(x[1:])
+    assert out.shape == (2, 19, *size)  # odd sizes too: the decoder pads to the skip's size
+    torch.testing.assert_close(again, out, rtol=0, atol=0)  # eval mode is deterministic
+    torch.testing.assert_close(alone[0], out[1], rtol=1e-4, atol=1e-5)  # no batch statistics in eval
+    assert (out[0] - out[1]).abs().mean() > 1e-3  # different images, different logits
+    assert out[0].std(dim=(1, 2)).min() > 0  # every class map varies over the image
 
 
 def test_fastscnn_budget_and_input_scale():
+    assert count_params(FastSCNN()) / 1e6 == pytest.approx(1.11, abs=0.05)  # the paper's 1.11 M
+    # width 0.5 halves the channels: about a quarter of the parameters (the 19-class head is fixed)
+    assert count_params(FastSCNN(width=0.5)) / count_params(FastSCNN()) == pytest.approx(0.25, abs=0.02)
     full = count_flops(FastSCNN(), FULL)
     assert full / 1e9 <= 51
     half = count_flops(FastSCNN(input_scale=0.5), FULL)
@@ -84,7 +107,7 @@ def test_fastscnn_output_matches_input_size(scale, size):
 @pytest.mark.parametrize(
     "cfg, expected_type, multiple",
     [
-        (ModelConfig(arch="unet", width=0.125), UNet, 16),
+        (ModelConfig(arch="unet", base_channels=64, width=0.125), UNet, 16),
         (ModelConfig(arch="fastscnn", width=0.5, extra={"input_scale": 0.5}), FastSCNN, 64),
         (ModelConfig(arch="DeepLabV3Plus", encoder_name="resnet18"), None, 16),
     ],
@@ -96,9 +119,12 @@ def test_build_model(cfg, expected_type, multiple):
     else:
         assert type(model).__name__ == "DeepLabV3Plus"
     assert pad_multiple(model) == multiple
+    x = torch.randn(2, 3, 64, 128)
     with torch.no_grad():
-        out = model(torch.randn(1, 3, 64, 128))
-    assert out.shape == (1, 19, 64, 128)
+        out = model(x)
+        torch.testing.assert_close(model(x), out, rtol=0, atol=0)
+    assert out.shape == (2, 19, 64, 128)
+    assert not torch.equal(out[0], out[1])  # the logits depend on the input
 
 
 def test_unknown_arch_and_bad_extra():
@@ -127,7 +153,7 @@ def test_weights_path_whole_model(tmp_path):
     path = tmp_path / "unet.pt"
     # A training checkpoint dict with a DataParallel prefix is accepted too.
     torch.save({"model": {f"module.{k}": v for k, v in source.state_dict().items()}}, path)
-    model = build_model(ModelConfig(arch="unet", width=0.125, weights_path=str(path)))
+    model = build_model(ModelConfig(arch="unet", base_channels=64, width=0.125, weights_path=str(path)))
     for k, v in source.state_dict().items():
         assert torch.equal(model.state_dict()[k], v), k
 
@@ -152,7 +178,7 @@ def test_bad_weights_files(tmp_path):
     junk = tmp_path / "junk.pt"
     torch.save({"foo.weight": torch.zeros(3), "bar.bias": torch.zeros(2)}, junk)
     with pytest.raises(DataError, match=r"junk\.pt.*UNet.*missing.*unexpected.*foo\.weight"):
-        build_model(ModelConfig(arch="unet", width=0.125, weights_path=str(junk)))
+        build_model(ModelConfig(arch="unet", base_channels=64, width=0.125, weights_path=str(junk)))
     with pytest.raises(DataError, match=r"junk\.pt.*neither.*encoder"):
         build_model(ModelConfig(arch="DeepLabV3Plus", weights_path=str(junk)))
     corrupt = tmp_path / "corrupt.pt"
@@ -209,7 +235,7 @@ def test_checkpoint_errors(tmp_path):
 def test_our_names_match_exactly_so_smp_unet_stays_reachable():
     from cityseg.unet import UNet
 
-    ours = build_model(ModelConfig(arch="unet", width=0.125))
+    ours = build_model(ModelConfig(arch="unet", base_channels=64, width=0.125))
     smp_unet = build_model(ModelConfig(arch="Unet", encoder_name="resnet18", width=1.0))
     assert isinstance(ours, UNet) and not isinstance(smp_unet, UNet)
     assert type(smp_unet).__module__.startswith("segmentation_models_pytorch")

@@ -141,7 +141,7 @@ def test_write_oodsets_layout_and_determinism(tmp_path, monkeypatch):
 def test_write_oodsets_far_only_workers_match(tmp_path, monkeypatch):
     # No synthcity needed for far-only sets; the process pool gives the same bytes as one worker.
     monkeypatch.setitem(sys.modules, "cityseg.synthcity", None)  # any near call would fail
-    c1 = oodsets.write_oodsets(tmp_path / "w1", seed=9, n_val=4, n_test=2, sizes=SIZES, groups=["far"])
+    c1 = oodsets.write_oodsets(tmp_path / "w1", seed=9, n_val=4, n_test=2, sizes=SIZES, workers=1, groups=["far"])
     c2 = oodsets.write_oodsets(tmp_path / "w2", seed=9, n_val=4, n_test=2, sizes=SIZES, workers=2, groups=["far"])
     assert c1 == c2 == {"val_near": 0, "val_far": 4, "test_near": 0, "test_far": 2, "total": 6}
     d1 = _digest(tmp_path / "w1")

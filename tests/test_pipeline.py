@@ -112,7 +112,7 @@ def test_bad_params_key_fails_the_stage_with_its_name(project, tmp_path):
     params["model"]["widht"] = 0.5
     bad.write_text(yaml.safe_dump(params))
     proc = run([sys.executable, str(root / "stages/train.py"), "--benchmark", "baseline", "--prepared",
-                str(root / "data/prepared"), "--out", str(tmp_path / "m"), "--live", str(tmp_path / "l"),
+                str(root / "data/prepared"), "--out", str(tmp_path / "m"), "--live", str(tmp_path / "l"), "--resume", str(tmp_path / "r"),
                 "--params", str(bad)], root, env, ok=False)
     assert proc.returncode == 2 and "unknown key 'model.widht'" in proc.stderr
     assert not (tmp_path / "m").exists()

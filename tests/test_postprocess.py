@@ -43,17 +43,44 @@ def test_small_classes_take_their_next_class():
     assert torch.equal(cleaned[5:], torch.full((5, 10), 2, dtype=torch.uint8))  # others untouched
 
 
-def test_largest_class_survives_and_passes_settle():
-    first = np.full((10, 10), 7, np.int64)  # one class everywhere, below any area threshold is impossible
-    assert (to_labels(_logits(first, first * 0 + 3), 0.5) == 7).all()
-    # a tiny class whose pixels fall to another tiny class: the second pass removes that one too
-    first = np.zeros((20, 20), np.int64)
+def test_class_covering_exactly_min_area_is_kept():
+    first = np.zeros((4, 4), np.int64)
+    first[0] = 5  # class 5 on exactly 4 of 16 px = 0.25 of the image
+    first[1, :3] = 6  # class 6 on 3 px: below 0.25
+    logits = _logits(first, np.zeros_like(first))
+    expected = np.zeros((4, 4), np.uint8)
+    expected[0] = 5  # kept: only "< min_area" is dropped
+    np.testing.assert_array_equal(to_labels(logits, 0.25).numpy(), expected)
+
+
+def test_largest_class_survives_when_every_class_is_small():
+    first = np.array([1] * 6 + [2] * 5 + [3] * 5).reshape(4, 4)  # 6, 5 and 5 px: all below 8 px
+    second = np.where(first == 1, 4, 1)  # 2 and 3 fall back to 1; 1 itself would fall to 4
+    labels = to_labels(_logits(first, second), 0.5)
+    np.testing.assert_array_equal(labels.numpy(), np.ones((4, 4), np.uint8))
+
+
+def test_area_is_measured_per_image_of_a_batch():
+    first = np.zeros((2, 10, 10), np.int64)
+    first[0, 0, :3] = 5  # class 5: 3 % of image 0 ...
+    first[1, :6] = 5  # ... but 60 % of image 1 (63 of the batch's 200 px)
+    x = torch.stack([_logits(f, np.zeros((10, 10), np.int64)) for f in first])
+    labels = to_labels(x, 0.05).numpy()
+    expected = first.astype(np.uint8)
+    expected[0, 0, :3] = 0  # removed in image 0 only: its pixels take their second choice, road
+    np.testing.assert_array_equal(labels, expected)
+
+
+def test_a_second_pass_removes_the_tiny_class_that_received_pixels():
+    first = np.zeros((20, 20), np.int64)  # road everywhere but one pixel of class 11
     first[0, 0] = 11
     second = np.zeros((20, 20), np.int64)
-    second[0, 0] = 12
+    second[0, 0] = 12  # class 12 is absent, so not removed in pass 1, but receives the pixel
     x = _logits(first, second)
-    x[12, 1, 1] = 3.0  # class 12 also wins one other pixel
-    assert set(to_labels(x, 0.01).unique().tolist()) == {0}
+    x[0, 0, 0] = 0.5  # third choice there: road
+    labels = to_labels(x, 0.01)  # 1 px < 4 px: class 11, then class 12, are removed
+    assert (labels == 0).all()
+    assert to_labels(x, 0.0)[0, 0] == 11
 
 
 def test_removal_raises_competition_dice_on_a_stray_class():

@@ -94,6 +94,10 @@ def _break(root: Path, how: str) -> str:
     if how == "rgb_label":
         cv2.imwrite(str(gt / f"{stem}_gtFine_labelIds.png"), np.zeros((8, 16, 3), np.uint8))
         return r"labelIds\.png: expected a single-channel image"
+    if how == "disparity_size_mismatch":
+        d = root / "disparity/val/tinytown" / "tinytown_000001_000019_disparity.png"
+        cv2.imwrite(str(d), np.full((4, 16), 20 * 256 + 1, np.uint16))  # the image is 16x8
+        return r"disparity/val/tinytown/tinytown_000001_000019_disparity\.png: size 16x4 does not match its image"
     if how == "missing_camera":
         (root / "camera/test/tinytown" / "tinytown_000001_000019_camera.json").unlink()
         return r"camera/test: 1 image\(s\) have no \*_camera\.json"
@@ -101,7 +105,8 @@ def _break(root: Path, how: str) -> str:
 
 
 CASES = ["image_without_label", "label_without_image", "size_mismatch", "corrupt_png", "unknown_ids",
-         "empty_split", "missing_split", "not_cityscapes", "rgb_label", "missing_camera"]
+         "empty_split", "missing_split", "not_cityscapes", "rgb_label", "missing_camera",
+         "disparity_size_mismatch"]
 
 
 @pytest.mark.parametrize("how", CASES)

@@ -11,10 +11,11 @@ def _metrics(dice, gflops):
 
 def test_tables_render_values_and_missing_as_dash(tmp_path):
     metrics = {"baseline": _metrics(0.6, 160.0), "efficient": _metrics(0.5, 13.4)}
-    write_report(metrics, tmp_path, {"baseline": "the course U-Net"})
+    write_report(metrics, tmp_path, 0.9, {"baseline": "the course U-Net"})
     md = (tmp_path / "summary.md").read_text()
     assert "| baseline | 0.600 | 0.500 | 160.0 | 1.00 | 3.75 |" in md
     assert "| pole | – | – |" in md and "the course U-Net" in md
+    assert "Dice >= 0.9 x baseline 0.600 = 0.540" in md  # efficiency.gate is read, not a hard-coded 0.8
     tex = (tmp_path / "tables.tex").read_text()
     assert r"\begin{tabular}" in tex and "160.0" in tex
     assert (tmp_path / "pareto.png").stat().st_size > 0 and (tmp_path / "per_class.png").stat().st_size > 0

@@ -1,4 +1,4 @@
-"""Tests for cityseg.robustness: the weather test bed (stage) and the robustness bookkeeping."""
+"""Tests for cityseg.testbed (the weather stage's test bed) and cityseg.robustness (scoring on it)."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ import yaml
 from conftest import write_root
 
 from cityseg import robustness as R
+from cityseg import testbed as T
 from cityseg import weather as W
 from cityseg.config import ConfigError, WeatherConfig
 from cityseg.corruptions import corrupt
@@ -48,7 +49,7 @@ def prepared(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def testbed(prepared) -> Path:
     out = prepared.parent / "weather"
-    R.build_testbed(prepared, out, WeatherConfig(**TINY), "test", workers=1, progress=False)
+    T.build_testbed(prepared, out, WeatherConfig(**TINY), "test", workers=1, progress=False)
     return out
 
 
@@ -63,7 +64,7 @@ def _label(root: Path, folder: str, stem: str) -> Path:
 
 # ---- the weather stage -------------------------------------------------------------------------
 def test_testbed_layout_labels_and_renders(prepared, testbed):
-    manifest = R.read_testbed(testbed)
+    manifest = T.read_testbed(testbed)
     samples = full_res_samples(prepared, "test")
     stems = [s.stem for s in samples][:2]  # images=2: the first two of three
     assert manifest["conditions"] == CONDITIONS and list(manifest["conditions"]) == list(CONDITIONS)
@@ -81,7 +82,7 @@ def test_testbed_layout_labels_and_renders(prepared, testbed):
                 assert _label(testbed, f"{name}/{sev}", sample.stem).read_bytes() == sample.label_path.read_bytes()
         # fog uses the prepared depth and camera; corruptions use the documented per-image seed
         assert np.array_equal(read_image(_img(testbed, "fog", 1, sample.stem)), W.fog(image, depth, camera, 0.02))
-        seed = R.condition_seed(0, "gaussian_noise", 5, index)
+        seed = T.condition_seed(0, "gaussian_noise", 5, index)
         assert np.array_equal(read_image(_img(testbed, "gaussian_noise", 5, sample.stem)),
                               corrupt(image, "gaussian_noise", 5, seed))
     assert not _img(testbed, "fog", 1, samples[2].stem).exists()  # only the first `images` images
@@ -93,7 +94,7 @@ def test_testbed_layout_labels_and_renders(prepared, testbed):
 def test_testbed_is_deterministic_and_independent_of_workers_and_order(prepared, testbed, tmp_path):
     # workers=2 and the corruption list in another order: the same bytes everywhere
     cfg = WeatherConfig(**{**TINY, "corruptions": ["gaussian_noise", "contrast"]})
-    R.build_testbed(prepared, tmp_path / "again", cfg, "test", workers=2, progress=False)
+    T.build_testbed(prepared, tmp_path / "again", cfg, "test", workers=2, progress=False)
     first = sorted(p.relative_to(testbed) for p in testbed.rglob("*.png"))
     assert first == sorted(p.relative_to(tmp_path / "again") for p in (tmp_path / "again").rglob("*.png"))
     assert len(first) == 2 * 2 * (1 + 1 + 1 + 2 + 2)  # (image + label) x 2 stems x (clean + 6 entries)
@@ -101,8 +102,8 @@ def test_testbed_is_deterministic_and_independent_of_workers_and_order(prepared,
         assert (testbed / rel).read_bytes() == (tmp_path / "again" / rel).read_bytes(), rel
     # another seed changes the random conditions but not the deterministic fog
     other = tmp_path / "seed1"
-    R.build_testbed(prepared, other, WeatherConfig(**{**TINY, "seed": 1}), "test", workers=1, progress=False)
-    stem = R.read_testbed(testbed)["stems"][0]
+    T.build_testbed(prepared, other, WeatherConfig(**{**TINY, "seed": 1}), "test", workers=1, progress=False)
+    stem = T.read_testbed(testbed)["stems"][0]
     for name, sev, same in (("gaussian_noise", 1, False), ("gaussian_noise", 5, False), ("fog", 1, True)):
         assert (_img(testbed, name, sev, stem).read_bytes() == _img(other, name, sev, stem).read_bytes()) == same
 
@@ -111,7 +112,7 @@ def test_without_depth_uses_the_flat_ground_prior_and_says_so(tmp_path, caplog):
     prepared = _prepared(tmp_path, disparity=False)
     cfg = WeatherConfig(**{**TINY, "images": 0})
     with caplog.at_level(logging.WARNING, logger="cityseg.robustness"):
-        manifest = R.build_testbed(prepared, tmp_path / "weather", cfg, "test", workers=1, progress=False)
+        manifest = T.build_testbed(prepared, tmp_path / "weather", cfg, "test", workers=1, progress=False)
     assert "3 of 3 images" in caplog.text and "flat-ground depth prior" in caplog.text
     assert manifest["flat_ground_prior_images"] == 3 and set(manifest["depth_source"].values()) == {"flat_ground_prior"}
     assert set(manifest["camera_source"].values()) == {"default"}
@@ -132,7 +133,7 @@ def test_without_depth_uses_the_flat_ground_prior_and_says_so(tmp_path, caplog):
 ])
 def test_bad_weather_params_fail_clearly_and_write_nothing(prepared, tmp_path, change, pattern):
     with pytest.raises(ConfigError, match=pattern):
-        R.build_testbed(prepared, tmp_path / "weather", WeatherConfig(**{**TINY, **change}), "test", workers=1,
+        T.build_testbed(prepared, tmp_path / "weather", WeatherConfig(**{**TINY, **change}), "test", workers=1,
                         progress=False)
     assert not (tmp_path / "weather").exists()
 
@@ -146,7 +147,7 @@ def test_stage_script_writes_the_testbed_and_a_sample_figure(prepared, tmp_path)
                            str(tmp_path / "params.yaml")], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert "weather: 2 test images x 3 condition-severities (fog, rain, jpeg)" in proc.stdout
-    assert R.read_testbed(tmp_path / "w")["conditions"] == {"fog": [1], "rain": [3], "jpeg": [2]}
+    assert T.read_testbed(tmp_path / "w")["conditions"] == {"fog": [1], "rain": [3], "jpeg": [2]}
     assert cv2.imread(str(tmp_path / "w.png")) is not None
 
 
@@ -223,15 +224,10 @@ def test_summarize_handles_missing_values():
 
 def test_figures_and_table(constructed, tmp_path):
     root, model = constructed
-    res = R.evaluate_robustness(model, (H, W_), root, torch.device("cpu"), progress=False)
+    res = R.evaluate_robustness(model, (H, W_), root, torch.device("cpu"), batch_size=4, progress=False)
     assert R._entries(res)["gaussian_noise"] == [(1, 0.5), (5, 0.0)]
     R.severity_plot(res, tmp_path / "sev.png", "lookup", heldout=["contrast"])
     R.qualitative_grid(model, (H, W_), root, torch.device("cpu"), tmp_path / "grid.png", n=2)
-    R.condition_grid(root, tmp_path / "conditions.png")
+    T.condition_grid(root, tmp_path / "conditions.png")
     for name in ("sev.png", "grid.png", "conditions.png"):
         assert cv2.imread(str(tmp_path / name)) is not None, name
-    table = R.compare_table({"lookup": {"robustness": res}, "empty": {}})
-    lines = table.strip().splitlines()
-    assert lines[0].startswith("| benchmark | clean Dice | corrupted mean | retention | held-out mean")
-    assert lines[2] == "| lookup | 1.000 | 0.583 | 58.3% | 0.750 | 0.500 |"
-    assert lines[3] == "| empty | – | – | – | – | – |"

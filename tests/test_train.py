@@ -34,7 +34,7 @@ from cityseg.transforms import build_eval_transform
 
 H, W = 32, 64
 COLOURS = {0: (128, 64, 128), 2: (70, 70, 70), 10: (70, 130, 180), 13: (0, 0, 142)}  # road building sky car
-MODEL = ModelConfig(arch="unet", width=0.125)
+MODEL = ModelConfig(arch="unet", base_channels=64, width=0.125)
 
 
 def make_prepared(root: Path, n_train: int = 4, n_val: int = 2, seed: int = 0) -> Path:
@@ -183,7 +183,7 @@ def test_config_hash_tracks_what_changes_results():
     base = config_hash(MODEL, TrainConfig(), manifest)
     assert base == config_hash(MODEL, TrainConfig(num_workers=4), manifest)
     assert base != config_hash(MODEL, TrainConfig(lr=2e-3), manifest)
-    assert base != config_hash(ModelConfig(width=0.5), TrainConfig(), manifest)
+    assert base != config_hash(ModelConfig(base_channels=64, width=0.5), TrainConfig(), manifest)
     assert base != config_hash(MODEL, TrainConfig(), {"splits": {"train": {"count": 5}}})
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import re
 import types
 import typing
 from dataclasses import dataclass, field
@@ -20,6 +21,15 @@ import yaml
 
 class ConfigError(ValueError):
     """A bad params file or key: the message names the file and the dotted key."""
+
+
+# Every default below equals params.yaml (tests/test_config.py checks it), so a section left out of
+# params.yaml means what the committed pipeline runs.
+# The OOD refusal's image scores (cityseg.ood): a pixel score pooled by mean or a percentile, or Mahalanobis.
+OOD_PIXEL_SCORES = ("msp", "max_logit", "energy", "entropy")
+OOD_METHOD_PATTERN = rf"mahalanobis|(?:{'|'.join(OOD_PIXEL_SCORES)})_(?:mean|p\d+(?:_\d+)?)"
+DEFAULT_CORRUPTIONS = ("gaussian_noise", "shot_noise", "impulse_noise", "defocus_blur", "motion_blur", "gaussian_blur",
+                       "brightness", "contrast", "jpeg", "snow", "spatter", "low_light")
 
 
 @dataclass
@@ -55,7 +65,7 @@ class SynthCityConfig:
 class ModelConfig:
     arch: str = "unet"  # unet | <our efficient nets> | any smp architecture name (e.g. DeepLabV3Plus)
     width: float = 1.0  # channel multiplier of our own nets (the ablation knob)
-    base_channels: int = 64  # U-Net only: first-stage channels at width 1 (the course's 64)
+    base_channels: int = 16  # U-Net only: first-stage channels at width 1 (the course's net has 64)
     encoder_name: str = "resnet18"  # smp only
     encoder_weights: Optional[str] = None  # smp only; None = offline (random init)
     weights_path: Optional[str] = None  # local pretrained weights (encoder or whole model)
@@ -71,8 +81,8 @@ class ModelConfig:
 
 @dataclass
 class TrainConfig:
-    epochs: int = 10
-    batch_size: int = 8
+    epochs: int = 24
+    batch_size: int = 2
     size: list = field(default_factory=lambda: [128, 256])  # [H, W] the network is trained at
     optimizer: str = "adamw"  # adamw | sgd
     lr: float = 1e-3
@@ -122,19 +132,19 @@ class EvalConfig:
         _check_choice("eval.split", self.split, ("auto", "train", "val", "test"))
 
 
-
-
 @dataclass
 class WeatherConfig:
     """The robustness test bed written by the ``weather`` stage (for the evaluation split)."""
 
     seed: int = 0
-    images: int = 16  # images of the evaluation split used (0 = all); each gets every condition and severity
+    images: int = 4  # images of the evaluation split used (0 = all); each gets every condition and severity
     fog_betas: list = field(default_factory=lambda: [0.005, 0.01, 0.02])  # m^-1, severities 1..3
     rain_levels: list = field(default_factory=lambda: [1, 2, 3])
-    corruptions: list = field(default_factory=list)  # corruption names (cityseg.corruptions), 5 severities each
+    # corruption names (cityseg.corruptions), 5 severities each
+    corruptions: list = field(default_factory=lambda: list(DEFAULT_CORRUPTIONS))
     severities: list = field(default_factory=lambda: [1, 2, 3, 4, 5])
-    heldout: list = field(default_factory=list)  # conditions no benchmark may train on (checked against train.weather_types)
+    # conditions no benchmark may train on (checked against train.weather_types): one per group + low light
+    heldout: list = field(default_factory=lambda: ["impulse_noise", "defocus_blur", "jpeg", "snow", "low_light"])
 
     def __post_init__(self):
         if self.images < 0:
@@ -152,17 +162,20 @@ class OODConfig:
     """Out-of-distribution test beds and the image-level refusal."""
 
     seed: int = 7
-    n_val: int = 30  # images per group (near, far) in the validation set (threshold calibration)
-    n_test: int = 30  # images per group in the test set
+    n_val: int = 20  # images per group (near, far) in the validation set (threshold calibration)
+    n_test: int = 25  # images per group in the test set
     sizes: list = field(default_factory=lambda: [[256, 512], [192, 384], [240, 320], [320, 480]])
     user_root: Optional[str] = None  # your own OOD images: <user_root>/{val,test}/{near,far}/*.png|jpg
-    method: str = "energy_p95"  # image score used for the refusal (every method is reported)
+    method: str = "mahalanobis"  # image score used for the refusal (every method is reported)
     temperature: float = 1.0
     percentile: float = 95.0
 
     def __post_init__(self):
         if self.n_val < 1 or self.n_test < 1:
             raise ConfigError("ood.n_val and ood.n_test must be >= 1")
+        if not re.fullmatch(OOD_METHOD_PATTERN, str(self.method)):
+            raise ConfigError(f"ood.method must be 'mahalanobis' or '<score>_<agg>' with score in {list(OOD_PIXEL_SCORES)} "
+                              f"and agg 'mean' or 'p<q>' (e.g. 'energy_p95'), got {self.method!r}")
         for size in self.sizes:
             _check_size("ood.sizes[]", size)
 
@@ -174,8 +187,8 @@ class EfficiencyConfig:
     gate: float = 0.8  # efficiency score = 0 when Dice < gate x baseline Dice (course rule)
     latency_size: list = field(default_factory=lambda: [1024, 2048])
     latency_runs: int = 50  # median of this many timed runs...
-    latency_warmup: int = 5
-    latency_budget_s: float = 0.0  # ...unless the CPU timing would exceed this many seconds (0 = no cap; runs are recorded)
+    latency_warmup: int = 1
+    latency_budget_s: float = 5.0  # ...unless the CPU timing would exceed this many seconds (0 = no cap; runs are recorded)
     threads: int = 0  # CPU threads for the latency measurement (0 = torch's default)
 
     def __post_init__(self):
@@ -314,6 +327,3 @@ def benchmark_configs(params: dict, name: str, source: str = "params.yaml") -> t
     train = from_dict(TrainConfig, deep_merge(params.get("train") or {}, entry.get("train") or {}), f"benchmarks.{name}.train", source)
     return model, train
 
-
-def asdict(cfg) -> dict:
-    return dataclasses.asdict(cfg)

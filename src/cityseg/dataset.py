@@ -45,6 +45,14 @@ def _split_info(root: str | Path, split: str) -> dict:
     return manifest["splits"][split]
 
 
+def evaluation_split(split: str, source: str) -> str:
+    """``eval.split`` as a split name. ``auto``: SynthCity's test split is labelled; Cityscapes' test
+    labels are private, so its scores are reported on val."""
+    if split != "auto":
+        return split
+    return "test" if source == "synthcity" else "val"
+
+
 def city_of(stem: str) -> str:
     """Cityscapes stems are ``<city>_<seq>_<frame>``; the city is the part before the first '_'."""
     return stem.split("_", 1)[0]

@@ -132,6 +132,40 @@ def count_macs_ptflops(
     return int(macs)
 
 
+def _check_latency_args(device, dtype: torch.dtype, runs: int, warmup: int) -> torch.device:
+    """Validate ``measure_latency``'s arguments; return the device as a ``torch.device``."""
+    if runs < 1 or warmup < 0:
+        raise ValueError(f"runs must be >= 1 and warmup >= 0, got runs={runs}, warmup={warmup}")
+    device = torch.device(device)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {device} requested but CUDA is not available")
+    if dtype not in (torch.float32, torch.bfloat16, torch.float16):
+        raise ValueError(f"dtype must be float32, bfloat16 or float16, got {dtype}")
+    return device
+
+
+def _time_runs(forward, device: torch.device, warmup: int, runs: int, budget_s: float | None,
+               min_runs: int) -> list[float]:
+    """Milliseconds of each timed ``forward()`` after ``warmup`` untimed ones; CUDA synchronised."""
+
+    def sync() -> None:
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+
+    for _ in range(warmup):
+        forward()
+    sync()
+    times_ms: list[float] = []
+    for i in range(runs):
+        start = time.perf_counter()
+        forward()
+        sync()
+        times_ms.append((time.perf_counter() - start) * 1000.0)
+        if budget_s is not None and i + 1 >= min_runs and sum(times_ms) > budget_s * 1000.0:
+            break
+    return times_ms
+
+
 def measure_latency(
     model: nn.Module,
     size: tuple[int, int] = (1024, 2048),
@@ -160,15 +194,7 @@ def measure_latency(
     ``threads``, ``device``, ``dtype``, ``size``, ``channels_last``.
     """
     h, w = _check_size(size)
-    if runs < 1 or warmup < 0:
-        raise ValueError(f"runs must be >= 1 and warmup >= 0, got runs={runs}, warmup={warmup}")
-    device = torch.device(device)
-    is_cuda = device.type == "cuda"
-    if is_cuda and not torch.cuda.is_available():
-        raise ValueError(f"device {device} requested but CUDA is not available")
-    if dtype not in (torch.float32, torch.bfloat16, torch.float16):
-        raise ValueError(f"dtype must be float32, bfloat16 or float16, got {dtype}")
-
+    device = _check_latency_args(device, dtype, runs, warmup)
     old_threads = torch.get_num_threads()
     if threads is not None:
         torch.set_num_threads(threads)
@@ -181,23 +207,8 @@ def measure_latency(
         autocast = (
             torch.autocast(device_type=device.type, dtype=dtype) if dtype != torch.float32 else contextlib.nullcontext()
         )
-
-        def sync() -> None:
-            if is_cuda:
-                torch.cuda.synchronize(device)
-
-        times_ms: list[float] = []
         with torch.inference_mode(), autocast:
-            for _ in range(warmup):
-                net(x)
-            sync()
-            for i in range(runs):
-                start = time.perf_counter()
-                net(x)
-                sync()
-                times_ms.append((time.perf_counter() - start) * 1000.0)
-                if budget_s is not None and i + 1 >= min_runs and sum(times_ms) > budget_s * 1000.0:
-                    break
+            times_ms = _time_runs(lambda: net(x), device, warmup, runs, budget_s, min_runs)
         used_threads = torch.get_num_threads()
     finally:
         torch.set_num_threads(old_threads)

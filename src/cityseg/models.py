@@ -133,14 +133,19 @@ def pad_multiple(model: nn.Module) -> int:
 # ----------------------------------------------------------------------------- weights files
 
 
+def _load_file(path: Path, what: str, key: str = "") -> Any:
+    """``torch.load`` on the CPU with tensors only (no code runs); DataError naming the file otherwise."""
+    if not path.is_file():
+        raise DataError(f"{path}: {what} not found" + (f" ({key})" if key else ""))
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # truncated, foreign or pickled-code files all raise differently
+        raise DataError(f"{path}: cannot read {what.split()[0]} ({type(exc).__name__}: {exc})") from None
+
+
 def _read_state_dict(path: Path) -> dict[str, torch.Tensor]:
     """A state_dict from a file holding one, or a checkpoint dict with 'state_dict'/'model'."""
-    if not path.is_file():
-        raise DataError(f"{path}: weights file not found (model.weights_path)")
-    try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:
-        raise DataError(f"{path}: cannot read weights ({type(exc).__name__}: {exc})") from None
+    obj = _load_file(path, "weights file", "model.weights_path")
     if isinstance(obj, Mapping):
         for key in ("state_dict", "model"):
             if isinstance(obj.get(key), Mapping):
@@ -248,12 +253,7 @@ def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> tup
     The model is returned in eval mode on ``device``.
     """
     path = Path(path)
-    if not path.is_file():
-        raise DataError(f"{path}: checkpoint not found")
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:
-        raise DataError(f"{path}: cannot read checkpoint ({type(exc).__name__}: {exc})") from None
+    ckpt = _load_file(path, "checkpoint")
     if not (isinstance(ckpt, dict) and all(k in ckpt for k in ("model_config", "state_dict"))):
         got = sorted(ckpt) if isinstance(ckpt, dict) else type(ckpt).__name__
         raise DataError(f"{path}: not a cityseg checkpoint (expected keys {list(CHECKPOINT_KEYS)}, got {got})")

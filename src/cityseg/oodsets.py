@@ -14,7 +14,6 @@ Users with real OOD data (WildDash, ACDC, COCO...) list it with `collect_user_oo
 from __future__ import annotations
 
 import os
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -23,6 +22,8 @@ import numpy as np
 from tqdm import tqdm
 
 from cityseg.io import DataError, atomic_dir, link_or_copy, read_image, write_json, write_png
+from cityseg.oodlayout import GROUPS, IMAGE_EXTENSIONS, SPLITS, images_under, list_ood_images  # noqa: F401 (re-exported)
+from cityseg.parallel import pmap
 
 FAR_KINDS = (
     "photo",
@@ -38,9 +39,6 @@ FAR_KINDS = (
 NEAR_SHIFTS = ("night", "tunnel", "offroad", "novel_objects", "wide", "tilted")
 _ENVIRONMENTS = ("night", "tunnel", "offroad")
 _CAMERAS = ("wide", "tilted")
-SPLITS = ("val", "test")
-GROUPS = ("near", "far")
-IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg")
 _SAMPLE_PHOTOS = ("china.jpg", "flower.jpg")
 _FONTS = (
     cv2.FONT_HERSHEY_SIMPLEX,
@@ -439,8 +437,9 @@ def write_oodsets(
     n_val: int,
     n_test: int,
     sizes: Sequence[Sequence[int]],
-    workers: int = 1,
+    workers: int = 0,
     groups: Sequence[str] = GROUPS,
+    progress: bool = True,
 ) -> dict[str, int]:
     """Write ``root/{val,test}/{near,far}/<kind>_<i:04d>.png`` plus ``root/manifest.json``.
 
@@ -455,8 +454,6 @@ def write_oodsets(
     for name, n in (("n_val", n_val), ("n_test", n_test)):
         if int(n) < 0:
             raise ValueError(f"{name}: must be >= 0, got {n}")
-    if int(workers) < 1:
-        raise ValueError(f"workers: must be >= 1, got {workers}")
     unknown = set(groups) - set(GROUPS)
     if unknown or not groups:
         raise ValueError(f"groups: must be a non-empty subset of {GROUPS}, got {list(groups)}")
@@ -474,18 +471,7 @@ def write_oodsets(
             for g in groups
             for i in range(n)
         ]
-        with tqdm(total=len(tasks), desc="oodsets", unit="img") as bar:
-            if int(workers) == 1:
-                records = []
-                for t in tasks:
-                    records.append(_make_one(t))
-                    bar.update()
-            else:
-                with ProcessPoolExecutor(max_workers=int(workers)) as pool:
-                    records = []
-                    for rec in pool.map(_make_one, tasks, chunksize=max(1, len(tasks) // (8 * int(workers)))):
-                        records.append(rec)
-                        bar.update()
+        records = list(pmap(_make_one, tasks, workers, "oodsets", progress=progress))
         for rec in records:
             counts[f"{rec['split']}_{rec['group']}"] += 1
         counts["total"] = len(records)
@@ -500,35 +486,10 @@ def collect_user_ood(folder: str | os.PathLike) -> list[Path]:
         raise DataError(f"{folder}: OOD image folder does not exist")
     if not folder.is_dir():
         raise DataError(f"{folder}: expected a folder of OOD images, got a file")
-    files = sorted(
-        p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS and not p.name.startswith(".")
-    )
+    files = images_under(folder)
     if not files:
         raise DataError(f"{folder}: no {'/'.join(IMAGE_EXTENSIONS)} images found (searched recursively)")
     return files
-
-def list_ood_images(root: str | os.PathLike) -> dict[str, list[Path]]:
-    """Images of ``root/{val,test}/{near,far}/`` (recursive, sorted) as {"near_val": [...], ...}.
-
-    Every folder must exist; one group may be empty (e.g. a far-only set), but each split needs at
-    least one OOD image.
-    """
-    root = Path(root)
-    if not root.is_dir():
-        raise DataError(f"{root}: OOD image root not found (run the oodsets stage)")
-    out: dict[str, list[Path]] = {}
-    for split in SPLITS:
-        for group in GROUPS:
-            folder = root / split / group
-            if not folder.is_dir():
-                raise DataError(f"{folder}: OOD folder missing; expected {root}/{{val,test}}/{{near,far}}/")
-            out[f"{group}_{split}"] = sorted(
-                p for p in folder.rglob("*")
-                if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS and not p.name.startswith(".")
-            )
-        if not any(out[f"{g}_{split}"] for g in GROUPS):
-            raise DataError(f"{root / split}: no OOD images in near/ or far/")
-    return out
 
 
 def import_user_ood(user_root: str | os.PathLike, out: str | os.PathLike, progress: bool = True) -> dict[str, int]:

@@ -17,17 +17,16 @@ from __future__ import annotations
 
 import os
 import shutil
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
 import cv2
 import numpy as np
-from tqdm import tqdm
 
 from cityseg import labels as L
 from cityseg.io import DataError, atomic_dir, link_or_copy, read_image, read_json, read_png_raw, write_json
+from cityseg.parallel import pmap
 
 SPLITS = ("train", "val", "test")
 REQUIRED_SPLITS = ("train", "val")
@@ -188,7 +187,6 @@ def prepare(root: str | os.PathLike, out: str | os.PathLike, source: str, cache_
             workers: int = 0, progress: bool = True) -> dict:
     """Prepare ``root`` into ``out``; returns the manifest."""
     items = scan_root(root)
-    workers = workers or os.cpu_count() or 1
     manifest = {"source": source, "root": str(root), "cache_size": list(cache_size), "splits": {}}
     totals = np.zeros(L.NUM_CLASSES, np.int64)
     with atomic_dir(out) as tmp:
@@ -197,18 +195,7 @@ def prepare(root: str | os.PathLike, out: str | os.PathLike, source: str, cache_
                 for city in {it.city for it in split_items}:
                     (tmp / sub / split / city).mkdir(parents=True, exist_ok=True)
             jobs = [(it, tmp, tuple(cache_size)) for it in split_items]
-            bar = tqdm(total=len(jobs), desc=f"prepare {split}", unit="img", disable=not progress)
-            results = []
-            if workers == 1:
-                for job in jobs:
-                    results.append(_process(job))
-                    bar.update()
-            else:
-                with ProcessPoolExecutor(workers) as pool:
-                    for res in pool.map(_process, jobs, chunksize=max(1, min(16, len(jobs) // (4 * workers)))):
-                        results.append(res)
-                        bar.update()
-            bar.close()
+            results = list(pmap(_process, jobs, workers, f"prepare {split}", progress=progress))
             cache = tmp / "cache" / split
             cache.mkdir(parents=True)
             _save_cache(cache, "images", [r["image"] for r in results])

@@ -25,7 +25,6 @@ from cityseg.corruptions import CORRUPTIONS, check_image, corrupt
 
 DEFAULT_MAX_DEPTH = 1000.0  # metres assigned to sky / beyond the horizon: t = exp(-β·1000) ≈ 0 for β ≥ 0.005
 REF_WIDTH = 2048  # the Foggy Cityscapes guided-filter window (41) is defined at this width
-FOG_BETAS = (0.005, 0.01, 0.02)  # Foggy Cityscapes: visibility ≈ 600 / 300 / 150 m
 AUGMENT_BETA_RANGE = (0.002, 0.03)
 
 # Typical Cityscapes camera at 2048x1024 (values inside the ranges of the real camera/*.json files).
