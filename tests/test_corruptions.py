@@ -96,3 +96,48 @@ def test_bad_input_raises(image):
         corrupt(image.astype(np.float32), "jpeg", 1)
     with pytest.raises(ValueError, match="image"):
         corrupt(image[..., 0], "jpeg", 1)
+
+
+def _flat(value: int, h: int = 64, w: int = 256) -> np.ndarray:
+    return np.full((h, w, 3), value, np.uint8)
+
+
+@pytest.mark.parametrize("severity", [1, 3, 5])
+def test_digital_corruptions_hit_their_table_values(severity):
+    # brightness adds BRIGHTNESS_SHIFT (0.1 .. 0.5) x 255 to every channel
+    out = corrupt(_flat(100), "brightness", severity).astype(float)
+    assert np.abs(out - (100 + 25.5 * severity)).max() <= 1.0
+    # contrast blends towards the mean grey (100 for a half-black, half-200 image) by CONTRAST_FACTOR
+    factor = {1: 0.4, 3: 0.2, 5: 0.05}[severity]
+    two_tone = _flat(0)
+    two_tone[:, 128:] = 200
+    out = corrupt(two_tone, "contrast", severity).astype(float)
+    assert np.abs(out[:, :128] - (100 - 100 * factor)).max() <= 1.0
+    assert np.abs(out[:, 128:] - (100 + 100 * factor)).max() <= 1.0
+    # impulse noise: IMPULSE_NOISE_AMOUNT of the pixels, half white, half black, all channels at once
+    amount = {1: 0.03, 3: 0.09, 5: 0.27}[severity]
+    out = corrupt(_flat(128), "impulse_noise", severity)
+    assert np.mean((out == 255).all(axis=2)) == pytest.approx(amount / 2, abs=0.005)
+    assert np.mean((out == 0).all(axis=2)) == pytest.approx(amount / 2, abs=0.005)
+    assert np.mean(out == 128) == pytest.approx(1 - amount, abs=0.005)
+
+
+@pytest.mark.parametrize("severity", [1, 2])
+def test_noise_has_the_tabulated_strength(severity):
+    grey = _flat(128)
+    gauss = corrupt(grey, "gaussian_noise", severity).astype(float)
+    sigma = {1: 0.08, 2: 0.12}[severity] * 255  # no clipping within 4 sigma of 128
+    assert gauss.mean() == pytest.approx(128, abs=1.0) and gauss.std() == pytest.approx(sigma, rel=0.05)
+    # shot noise: Poisson(c·x)/c has std sqrt(x / c) for x = 128 / 255 and c = SHOT_NOISE_PHOTONS
+    photons = {1: 60, 2: 25}[severity]
+    shot = corrupt(grey, "shot_noise", severity).astype(float)
+    assert shot.mean() == pytest.approx(128, abs=1.0)
+    assert shot.std() == pytest.approx(255 * (128 / 255 / photons) ** 0.5, rel=0.05)
+
+
+def test_low_light_exposure_and_blur_of_a_flat_image():
+    # linear light x (200/255)^2.2 under-exposed by 0.4 and back through gamma 1/2.2: 200 * 0.4^(1/2.2)
+    dark = corrupt(_flat(200), "low_light", 1).astype(float)
+    assert dark.mean() == pytest.approx(200 * 0.4 ** (1 / 2.2), abs=1.0)
+    for name in ("defocus_blur", "motion_blur", "gaussian_blur", "jpeg"):  # nothing to blur or compress
+        assert (corrupt(_flat(128), name, 5) == 128).all(), name

@@ -140,10 +140,13 @@ class FakeClock:
     def perf_counter(self) -> float:
         return self.readings.pop(0)
 
+    def install(self, monkeypatch) -> None:  # only cityseg.flops sees the fake clock
+        monkeypatch.setattr(flops_module, "time", types.SimpleNamespace(perf_counter=self.perf_counter))
+
 
 def test_measure_latency_statistics_on_a_known_clock(monkeypatch):
     model = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU()).train()
-    monkeypatch.setattr(flops_module, "time", types.SimpleNamespace(perf_counter=FakeClock([10, 20, 30, 100]).perf_counter))
+    FakeClock([10, 20, 30, 100]).install(monkeypatch)
     res = measure_latency(model, size=(32, 48), warmup=1, runs=4, threads=1)
     # durations 10, 20, 30, 100 ms: median 25, mean 40, p90 = 30 + 0.7 * (100 - 30) (linear), 1000 / 25 fps
     assert res["median_ms"] == pytest.approx(25.0) and res["mean_ms"] == pytest.approx(40.0)
@@ -154,7 +157,7 @@ def test_measure_latency_statistics_on_a_known_clock(monkeypatch):
 
 
 def test_measure_latency_budget_stops_after_min_runs(monkeypatch):
-    monkeypatch.setattr(flops_module, "time", types.SimpleNamespace(perf_counter=FakeClock([100, 10, 10, 10]).perf_counter))
+    FakeClock([100, 10, 10, 10]).install(monkeypatch)
     res = measure_latency(nn.Conv2d(3, 2, 1), size=(8, 8), warmup=0, runs=4, budget_s=0.05, min_runs=3)
     assert res["runs"] == 3  # over the 50 ms budget after the first run, but at least min_runs = 3 are timed
     assert res["median_ms"] == pytest.approx(10.0)
