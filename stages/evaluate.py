@@ -14,7 +14,8 @@ import torch
 from cityseg.cli import run_stage
 from cityseg.config import DataConfig, EfficiencyConfig, EvalConfig, OODConfig, load_params, section
 from cityseg.efficiency import efficiency_score, latency_metrics
-from cityseg.evaluate import complexity, evaluate_model, resolve_split
+from cityseg.dataset import evaluation_split
+from cityseg.evaluate import complexity, evaluate_model
 from cityseg.io import write_json
 from cityseg.models import load_checkpoint
 from cityseg.oodeval import evaluate_ood, ood_model_from, roc_plot, save_ood_model, score_histogram, write_scores_csv
@@ -42,7 +43,7 @@ def main() -> None:
     model, _, meta = load_checkpoint(args.checkpoint, device)
     size = tuple(meta["train"]["size"])
     min_area = meta["train"].get("min_class_area", 0.0)  # the predictor's post-processing, as validated
-    split = resolve_split(cfg.split, data.source)
+    split = evaluation_split(cfg.split, data.source)
     plots = Path(args.plots)
     name = f"{args.benchmark} on {split}"
 

@@ -113,10 +113,3 @@ def complexity(model: torch.nn.Module) -> dict:
         "gmacs_ptflops": round(count_macs_ptflops(model, FLOP_SIZE) / 1e9, 3),
         "params_m": round(count_params(model) / 1e6, 4),
     }
-
-
-def resolve_split(split: str, source: str) -> str:
-    """``auto``: SynthCity's test split is labelled; Cityscapes' test labels are private, so use val."""
-    if split != "auto":
-        return split
-    return "test" if source == "synthcity" else "val"
