@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import types
+from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
@@ -63,3 +65,25 @@ def write_root(root: Path, splits=("train", "val", "test"), n: int = 2, h: int =
 @pytest.fixture
 def cs_root(tmp_path: Path) -> Path:
     return write_root(tmp_path / "cityscapes")
+
+
+def fake_synthcity(calls: list):
+    """Stand-in with the agreed SynthCity API; records the options it is asked for."""
+
+    @dataclass
+    class SceneOptions:
+        environment: str = "street"
+        novel_objects: bool = False
+        camera: str = "default"
+
+    @dataclass
+    class Scene:
+        image: np.ndarray
+
+    def render_scene(rng, height, width, options=None):
+        calls.append(options)
+        return Scene(image=rng.integers(0, 256, size=(height, width, 3), dtype=np.uint8))
+
+    mod = types.ModuleType("cityseg.synthcity")
+    mod.SceneOptions, mod.Scene, mod.render_scene = SceneOptions, Scene, render_scene
+    return mod

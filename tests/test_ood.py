@@ -21,7 +21,6 @@ def test_perfect_separation():
     assert ood.auroc(sid, sood) == 1.0
     assert ood.fpr_at_tpr(sid, sood) == 0.0
     assert ood.aupr_out(sid, sood) == pytest.approx(1.0)
-    assert ood.aupr_in(sid, sood) == pytest.approx(1.0)
     # Reversed: every OOD image looks more ID than every ID image.
     assert ood.auroc(sood, sid) == 0.0
     assert ood.fpr_at_tpr(sood, sid) == 1.0
@@ -60,10 +59,8 @@ def test_fpr95_matches_roc_curve_on_continuous_scores():
     fpr, tpr, _ = roc_curve(y, -np.r_[sid, sood], drop_intermediate=False)
     expected = fpr[np.searchsorted(tpr, 0.95, side="left")]
     assert ood.fpr_at_tpr(sid, sood) == pytest.approx(expected)
-    m = ood.detection_metrics(sid, sood, prefix="val_")
-    assert set(m) == {"val_auroc", "val_aupr_out", "val_aupr_in", "val_fpr95"}
     # AUROC = Mann-Whitney pair count P(OOD > ID).
-    assert m["val_auroc"] == pytest.approx((sood[:, None] > sid[None, :]).mean())
+    assert ood.auroc(sid, sood) == pytest.approx((sood[:, None] > sid[None, :]).mean())
 
 
 def test_metric_input_errors():
@@ -142,7 +139,7 @@ def _confident_and_flat(b=2, c=19, h=8, w=12):
 
 def test_pixel_scores_shapes_and_signs():
     conf, flat = _confident_and_flat()
-    ps_c, ps_f = ood.pixel_scores(conf), ood.pixel_scores(flat)
+    ps_c, ps_f = ood.pixel_scores(conf, 1.0), ood.pixel_scores(flat, 1.0)
     assert set(ps_c) == set(ood.PIXEL_SCORES)
     for name in ood.PIXEL_SCORES:
         assert ps_c[name].shape == (2, 8, 12)
@@ -158,55 +155,64 @@ def test_pixel_scores_shapes_and_signs():
     # The batched dict and the single-score function (used by OODSegmenter) agree.
     for name, v in ood.pixel_scores(z, temperature=2.0).items():
         assert torch.allclose(v, ood.pixel_score(z, name, temperature=2.0), atol=1e-6), name
+    # A hand case with two classes, logits (0, ln 3): softmax (1/4, 3/4).
+    z2 = torch.tensor([0.0, math.log(3.0)]).view(1, 2, 1, 1)
+    got = ood.pixel_scores(z2, 1.0)
+    assert got["msp"].item() == pytest.approx(0.25)
+    assert got["max_logit"].item() == pytest.approx(-math.log(3.0))
+    assert got["energy"].item() == pytest.approx(-math.log(4.0))  # -log(e^0 + e^ln3)
+    assert got["entropy"].item() == pytest.approx(-(0.25 * math.log(0.25) + 0.75 * math.log(0.75)))
     with pytest.raises(ValueError, match="logits"):
-        ood.pixel_scores(torch.zeros(19, 8, 8))
+        ood.pixel_scores(torch.zeros(19, 8, 8), 1.0)
+    with pytest.raises(ValueError, match="score name"):
+        ood.pixel_score(z2, "softmax", 1.0)
 
 
 def test_image_scores_keys_shapes_and_percentile():
     conf, flat = _confident_and_flat()
     logits = torch.cat([conf[:1], flat[:1]])  # image 0 confident, image 1 flat
-    sc = ood.image_scores(logits, percentile=95)
+    sc = ood.image_scores(logits, percentile=95, temperature=1.0)
     assert set(sc) == {f"{n}_{a}" for n in ood.PIXEL_SCORES for a in ("mean", "p95")}
     for name, v in sc.items():
         assert v.shape == (2,) and v[0] < v[1], name
     # The percentile equals torch.quantile (linear interpolation) on a random map.
     z = torch.randn(3, 19, 16, 20)
-    got = ood.image_scores(z, percentile=95)["entropy_p95"]
-    ref = torch.quantile(ood.pixel_score(z, "entropy").flatten(1), 0.95, dim=1)
+    got = ood.image_scores(z, percentile=95, temperature=1.0)["entropy_p95"]
+    ref = torch.quantile(ood.pixel_score(z, "entropy", 1.0).flatten(1), 0.95, dim=1)
     assert torch.allclose(got, ref, atol=1e-6)
-    assert "msp_p99_5" in ood.image_scores(z, percentile=99.5)
+    assert "msp_p99_5" in ood.image_scores(z, percentile=99.5, temperature=1.0)
+    # p50 of the 4 values 1..4 (linear interpolation) is 2.5; the mean is 2.5 too, p75 is 3.25.
+    row = torch.tensor([[4.0, 1.0, 3.0, 2.0]])
+    assert ood.aggregate(row, "p50").item() == 2.5 and ood.aggregate(row, "p75").item() == 3.25
     assert ood.parse_method("msp_p99_5") == ("msp", "p99_5")
     with pytest.raises(ValueError, match="method"):
         ood.parse_method("softmax_p95")
 
 
 # ------------------------------------------------------------------ Mahalanobis
-def test_mahalanobis_id_lower_than_shifted():
-    rng = np.random.default_rng(0)
-    d = 16
-    a = rng.normal(size=(d, d))
-    cov = a @ a.T / d + 0.1 * np.eye(d)
-    train = rng.multivariate_normal(np.zeros(d), cov, size=400)
-    test_id = rng.multivariate_normal(np.zeros(d), cov, size=200)
-    test_ood = rng.multivariate_normal(np.full(d, 1.5), cov, size=200)
-    sc = ood.MahalanobisScorer().fit(train)
-    s_id, s_ood = sc.score(test_id), sc.score(test_ood)
-    assert s_id.shape == (200,) and (s_id >= 0).all()
-    assert s_id.mean() < s_ood.mean()
-    assert ood.auroc(s_id, s_ood) > 0.95
-    # Torch path equals the numpy path.
+def test_mahalanobis_distance_hand_cases():
+    # Covariance [[2, 1], [1, 2]]: precision = 1/3 [[2, -1], [-1, 2]].
+    sc = ood.MahalanobisScorer()
+    sc.mean, sc.precision = np.zeros(2), np.array([[2.0, -1.0], [-1.0, 2.0]]) / 3
     mean, whit = sc.torch_buffers(torch.float64)
-    assert np.allclose(ood.mahalanobis_distance(torch.as_tensor(test_ood), mean, whit).numpy(), s_ood)
-    # Plain-array state round-trip.
-    sc2 = ood.MahalanobisScorer().load_state_dict(sc.state_dict())
-    assert np.allclose(sc2.score(test_id), s_id)
+    pts = torch.tensor([[1.0, 1.0], [1.0, -1.0], [0.0, 0.0]], dtype=torch.float64)
+    # d^2 = x P x: (2 - 1 - 1 + 2) / 3 = 2/3 along the correlation, (2 + 1 + 1 + 2) / 3 = 2 across it.
+    d = ood.mahalanobis_distance(pts, mean, whit).numpy()
+    np.testing.assert_allclose(d, [math.sqrt(2 / 3), math.sqrt(2), 0.0], rtol=1e-12)
+    # Fit: the corners of a 2x2 square have mean (1, 1) and empirical covariance I, which Ledoit-Wolf
+    # shrinks towards trace/d * I = I: the fitted distance of (4, 5) is |(3, 4)| = 5.
+    fitted = ood.MahalanobisScorer().fit(np.array([[0.0, 0.0], [2.0, 0.0], [0.0, 2.0], [2.0, 2.0]]))
+    np.testing.assert_allclose(fitted.mean, [1.0, 1.0])
+    mean, whit = fitted.torch_buffers(torch.float64)
+    assert ood.mahalanobis_distance(torch.tensor([[4.0, 5.0]], dtype=torch.float64), mean, whit).item() == pytest.approx(5.0)
     # More dimensions than samples still fits thanks to shrinkage.
-    wide = ood.MahalanobisScorer().fit(rng.normal(size=(10, 40)))
-    assert np.isfinite(wide.score(rng.normal(size=(3, 40)))).all()
-    with pytest.raises(ValueError, match="dimension"):
-        sc.score(np.zeros((2, d + 1)))
+    rng = np.random.default_rng(0)
+    mean, whit = ood.MahalanobisScorer().fit(rng.normal(size=(10, 40))).torch_buffers()
+    assert torch.isfinite(ood.mahalanobis_distance(torch.randn(3, 40), mean, whit)).all()
+    with pytest.raises(ValueError, match="2 samples"):
+        ood.MahalanobisScorer().fit(np.zeros((1, 3)))
     with pytest.raises(RuntimeError, match="fit"):
-        ood.MahalanobisScorer().score(np.zeros((2, 3)))
+        ood.MahalanobisScorer().torch_buffers()
 
 
 class _HeadExplodes(nn.Module):
@@ -230,8 +236,9 @@ def test_pooled_features_unet_hook_and_custom_layer():
     ref = net.down4(net.down3(net.down2(net.down1(net.inc(x))))).mean(dim=(2, 3))
     assert feats.shape == (2, 64) and not feats.requires_grad
     assert torch.allclose(feats, ref, atol=1e-6)
-    f = ood.pooled_features(_HeadExplodes(), x, layer="body")
-    assert f.shape == (2, 7)
+    head = _HeadExplodes()
+    f = ood.pooled_features(head, x, layer="body")  # the forward stops right after "body"
+    assert torch.allclose(f, head.body(x).mean(dim=(2, 3)), atol=1e-6)
     with pytest.raises(ValueError, match="layer"):
         ood.pooled_features(_HeadExplodes(), x)  # no default layer in this net
     with pytest.raises(ValueError, match="nope"):
@@ -268,17 +275,17 @@ def test_ood_segmenter_logit_method_and_state_dict():
     assert include.shape == (3,) and include.dtype == torch.bool and include.all()  # threshold +inf
     assert torch.allclose(scores, ood.image_scores(logits, 95, temperature=1.5)["entropy_p95"])
     mid = float(scores.median())
-    model.set_threshold(mid)
+    model.threshold.fill_(mid)
     with torch.no_grad():
         assert torch.equal(model(x)[1], scores <= mid)
-    # A fresh default-constructed wrapper takes the method, temperature and threshold from the state_dict.
-    fresh = ood.OODSegmenter(UNet(width=0.125)).eval()
+    # A fresh wrapper (built with another method) takes the method, temperature and threshold from the state_dict.
+    fresh = ood.OODSegmenter(UNet(width=0.125), method="msp_mean", temperature=1.0).eval()
     fresh.load_state_dict(_roundtrip(model.state_dict()), strict=True)
     assert fresh.method == "entropy_p95" and float(fresh.temperature) == 1.5
     with torch.no_grad():
         l2, inc2 = fresh(x)
     assert torch.equal(inc2, scores <= mid) and torch.allclose(l2, logits)
-    model.set_threshold(-math.inf)
+    model.threshold.fill_(-math.inf)
     with torch.no_grad():
         assert not model(x)[1].any()
 
@@ -288,31 +295,58 @@ def test_ood_segmenter_mahalanobis_state_dict():
     seg = UNet(width=0.125).eval()
     fit_x = torch.randn(40, 3, 32, 32)
     scorer = ood.MahalanobisScorer().fit(ood.pooled_features(seg, fit_x))
-    model = ood.OODSegmenter(seg, method="mahalanobis", feature_layer="down4").eval()
+    model = ood.OODSegmenter(seg, method="mahalanobis", temperature=1.0, feature_layer="down4").eval()
     model.set_mahalanobis(scorer)
     x = torch.cat([torch.randn(2, 3, 32, 32), 5 + 3 * torch.randn(2, 3, 32, 32)])  # last two shifted
     with torch.no_grad():
         _, scores = model.score(x)
-    expected = scorer.score(ood.pooled_features(seg, x))
-    assert np.allclose(scores.numpy(), expected, rtol=1e-3)
+        # By hand: the bottleneck's mean feature, then sqrt(diff P diff^T) with the fitted precision P
+        # (no whitening factor involved).
+        feats = seg.down4(seg.down3(seg.down2(seg.down1(seg.inc(x))))).mean(dim=(2, 3)).double().numpy()
+    diff = feats - scorer.mean
+    expected = np.sqrt(np.einsum("nd,de,ne->n", diff, scorer.precision, diff))
+    np.testing.assert_allclose(scores.numpy(), expected, rtol=1e-3)
     assert scores[2:].min() > scores[:2].max()
-    model.set_threshold(float(scores[:2].max()))
-    fresh = ood.OODSegmenter(UNet(width=0.125))  # empty Mahalanobis buffers, default method
+    model.threshold.fill_(float(scores[:2].max()))
+    fresh = ood.OODSegmenter(UNet(width=0.125), method="energy_p95", temperature=1.0)  # empty Mahalanobis buffers
     fresh.load_state_dict(_roundtrip(model.state_dict()), strict=True)
     fresh.eval()
     assert fresh.method == "mahalanobis" and fresh.maha_whitening.shape == (64, 64)
     with torch.no_grad():
         logits, include = fresh(x)
-    assert logits.shape == (4, 19, 32, 32)
+        assert torch.equal(logits, seg(x))
     assert include.tolist() == [True, True, False, False]
     with pytest.raises(RuntimeError, match="set_mahalanobis"):
-        ood.OODSegmenter(seg, method="mahalanobis")(x)
+        ood.OODSegmenter(seg, method="mahalanobis", temperature=1.0)(x)
+
+
+def test_feature_tap_keeps_the_latest_pass_and_stops_when_asked():
+    torch.manual_seed(0)
+    net = UNet(width=0.125).eval()
+    a, b = torch.randn(1, 3, 32, 32), torch.randn(1, 3, 32, 32)
+    with torch.no_grad():
+        ref = net.down4(net.down3(net.down2(net.down1(net.inc(b))))).mean(dim=(2, 3))
+        with ood.FeatureTap(net, "down4") as tap:
+            net(a)
+            net(b)
+            feats = tap.pop()  # the latest forward's features, then cleared
+            with pytest.raises(RuntimeError, match="not called"):
+                tap.pop()
+    assert torch.allclose(feats, ref, atol=1e-6)
+    assert not net.down4._forward_hooks  # removed on exit
+    head = _HeadExplodes()
+    with ood.FeatureTap(head, "body", stop=True) as tap:
+        assert tap.run(head, a) is None  # stopped before the head raised
+    assert torch.allclose(tap.pop(), head.body(a).mean(dim=(2, 3)), atol=1e-6)
 
 
 def test_default_feature_layer_exists_in_our_nets():
     from cityseg.fastscnn import FastSCNN
-    from cityseg.unet import UNet
 
-    for net in (UNet(width=0.125), FastSCNN(width=0.25)):
-        feats = ood.pooled_features(net.eval(), torch.rand(1, 3, 64, 64))
-        assert feats.ndim == 2 and feats.shape[0] == 1
+    x = torch.rand(1, 3, 64, 64)
+    unet, fast = UNet(width=0.125).eval(), FastSCNN(width=0.25).eval()
+    with torch.no_grad():
+        ref_unet = unet.down4(unet.down3(unet.down2(unet.down1(unet.inc(x))))).mean(dim=(2, 3))
+        ref_fast = fast.global_features(fast.downsample(x)).mean(dim=(2, 3))
+    assert torch.allclose(ood.pooled_features(unet, x), ref_unet, atol=1e-6)  # "down4"
+    assert torch.allclose(ood.pooled_features(fast, x), ref_fast, atol=1e-6)  # "global_features"

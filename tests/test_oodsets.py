@@ -6,12 +6,11 @@ import hashlib
 import json
 import re
 import sys
-import types
-from dataclasses import dataclass
 
 import cv2
 import numpy as np
 import pytest
+from conftest import fake_synthcity
 
 from cityseg import oodsets
 from cityseg.io import DataError, read_image
@@ -52,31 +51,9 @@ def test_perlin_is_zero_on_lattice_and_bounded():
 
 
 # ------------------------------------------------------------------ near-OOD (SynthCity)
-def _fake_synthcity(calls: list):
-    """Stand-in with the agreed SynthCity API; records the options it is asked for."""
-
-    @dataclass
-    class SceneOptions:
-        environment: str = "street"
-        novel_objects: bool = False
-        camera: str = "default"
-
-    @dataclass
-    class Scene:
-        image: np.ndarray
-
-    def render_scene(rng, height, width, options=None):
-        calls.append(options)
-        return Scene(image=rng.integers(0, 256, size=(height, width, 3), dtype=np.uint8))
-
-    mod = types.ModuleType("cityseg.synthcity")
-    mod.SceneOptions, mod.Scene, mod.render_scene = SceneOptions, Scene, render_scene
-    return mod
-
-
 def test_near_options_never_default(monkeypatch):
     calls: list = []
-    monkeypatch.setitem(sys.modules, "cityseg.synthcity", _fake_synthcity(calls))
+    monkeypatch.setitem(sys.modules, "cityseg.synthcity", fake_synthcity(calls))
     rng = np.random.default_rng(0)
     kinds = set()
     for _ in range(300):
@@ -95,8 +72,6 @@ def test_near_options_never_default(monkeypatch):
 
 
 def test_near_ood_with_real_synthcity():
-    # Skips only while cityseg.synthcity (written concurrently) does not exist yet.
-    pytest.importorskip("cityseg.synthcity")
     a = oodsets.near_ood_image(np.random.default_rng(5), 48, 96)
     b = oodsets.near_ood_image(np.random.default_rng(5), 48, 96)
     assert a.shape == (48, 96, 3) and a.dtype == np.uint8
@@ -109,7 +84,7 @@ def _digest(root):
 
 
 def test_write_oodsets_layout_and_determinism(tmp_path, monkeypatch):
-    monkeypatch.setitem(sys.modules, "cityseg.synthcity", _fake_synthcity([]))
+    monkeypatch.setitem(sys.modules, "cityseg.synthcity", fake_synthcity([]))
     root = tmp_path / "ood"
     counts = oodsets.write_oodsets(root, seed=3, n_val=3, n_test=2, sizes=SIZES)
     assert counts == {"val_near": 3, "val_far": 3, "test_near": 2, "test_far": 2, "total": 10}
@@ -148,7 +123,7 @@ def test_write_oodsets_far_only_workers_match(tmp_path, monkeypatch):
     assert d1 == _digest(tmp_path / "w2") and len(d1) == 6
     assert (tmp_path / "w1" / "val" / "near").is_dir()  # layout is complete even when a group is skipped
     # Far images match those of a full run with the same seed (group index fixed by name).
-    monkeypatch.setitem(sys.modules, "cityseg.synthcity", _fake_synthcity([]))
+    monkeypatch.setitem(sys.modules, "cityseg.synthcity", fake_synthcity([]))
     oodsets.write_oodsets(tmp_path / "full", seed=9, n_val=4, n_test=2, sizes=SIZES)
     full = _digest(tmp_path / "full")
     assert {r: h for r, h in full.items() if "/far/" in r} == d1

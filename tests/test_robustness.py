@@ -23,6 +23,7 @@ from cityseg import weather as W
 from cityseg.config import ConfigError, WeatherConfig
 from cityseg.corruptions import corrupt
 from cityseg.dataset import full_res_samples, read_sample
+from cityseg.inference import Predictor
 from cityseg.io import read_image
 from cityseg.prepare import prepare
 from cityseg.transforms import normalize
@@ -190,12 +191,12 @@ def constructed(prepared, testbed, tmp_path_factory) -> tuple[Path, LookupModel]
             cv2.imwrite(str(path), cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
     # The model knows only the two test-bed images: scored on the whole split, clean Dice would be 2/3.
     model = LookupModel([d[0] for d in data[:2]], [d[1] for d in data[:2]])
-    return root, model
+    return root, Predictor(model, (H, W_), 0.0, torch.device("cpu"))
 
 
 def test_evaluate_robustness_exact_dice_means_retention_and_heldout(constructed):
     root, model = constructed
-    res = R.evaluate_robustness(model, (H, W_), root, torch.device("cpu"), batch_size=2, progress=False)
+    res = R.evaluate_robustness(model, root, batch_size=2, progress=False)
     expected = {f"{n}_{s}": keep / 2 for (n, s), keep in PLAN.items()}
     assert {k: res[k] for k in expected} == pytest.approx(expected, abs=1e-9)
     assert res["dice_clean"] == 1.0 and res["images"] == 2  # the same 2-image subset, not the whole split
@@ -207,8 +208,7 @@ def test_evaluate_robustness_exact_dice_means_retention_and_heldout(constructed)
     # held out: the test bed's own list (contrast) by default, or the one given
     assert res["dice_heldout_mean"] == pytest.approx(0.75)
     assert res["dice_seen_mean"] == pytest.approx((1 + 0.5 + 0.5 + 0) / 4)
-    other = R.evaluate_robustness(model, (H, W_), root, torch.device("cpu"), batch_size=1, heldout=["gaussian_noise"],
-                                  progress=False)
+    other = R.evaluate_robustness(model, root, batch_size=1, heldout=["gaussian_noise"], progress=False)
     assert other["dice_heldout_mean"] == pytest.approx(0.25) and other["dice_seen_mean"] == pytest.approx(0.75)
     assert {k: v for k, v in other.items() if "heldout" not in k and "seen" not in k} == \
         {k: v for k, v in res.items() if "heldout" not in k and "seen" not in k}  # batch size changes nothing
@@ -224,10 +224,10 @@ def test_summarize_handles_missing_values():
 
 def test_figures_and_table(constructed, tmp_path):
     root, model = constructed
-    res = R.evaluate_robustness(model, (H, W_), root, torch.device("cpu"), batch_size=4, progress=False)
+    res = R.evaluate_robustness(model, root, batch_size=4, progress=False)
     assert R._entries(res)["gaussian_noise"] == [(1, 0.5), (5, 0.0)]
     R.severity_plot(res, tmp_path / "sev.png", "lookup", heldout=["contrast"])
-    R.qualitative_grid(model, (H, W_), root, torch.device("cpu"), tmp_path / "grid.png", n=2)
+    R.qualitative_grid(model, root, tmp_path / "grid.png", n=2)
     T.condition_grid(root, tmp_path / "conditions.png")
     for name in ("sev.png", "grid.png", "conditions.png"):
         assert cv2.imread(str(tmp_path / name)) is not None, name

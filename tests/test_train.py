@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import dataclasses
 import json
 import logging
 import os
@@ -18,13 +19,16 @@ import torch
 from cityseg.config import ModelConfig, TrainConfig
 from cityseg.dataset import SegDataset, load_cache
 from cityseg.io import write_json
+from cityseg import train as train_module
 from cityseg.models import load_checkpoint
 from cityseg.train import (
+    ResumeState,
     amp_dtype_for,
     build_loss,
     config_hash,
     evaluate,
     fit,
+    images_per_epoch,
     lr_factor,
     make_loader,
     soft_dice_loss,
@@ -35,6 +39,7 @@ from cityseg.transforms import build_eval_transform
 H, W = 32, 64
 COLOURS = {0: (128, 64, 128), 2: (70, 70, 70), 10: (70, 130, 180), 13: (0, 0, 142)}  # road building sky car
 MODEL = ModelConfig(arch="unet", base_channels=64, width=0.125)
+FASTSCNN = ModelConfig(arch="fastscnn", width=0.25)  # has dropout: a resume must restore the RNG state
 
 
 def make_prepared(root: Path, n_train: int = 4, n_val: int = 2, seed: int = 0) -> Path:
@@ -77,11 +82,11 @@ def cwd(path: Path):
         os.chdir(old)
 
 
-def run_fit(base: Path, train: TrainConfig, name: str, **kw) -> tuple[dict, Path]:
+def run_fit(base: Path, train: TrainConfig, name: str, model: ModelConfig = MODEL, **kw) -> tuple[dict, Path]:
     """fit() with its outputs under base/name, run from base (so a stray dvc.yaml would land there)."""
     out = base / name
     with cwd(base):
-        result = fit(MODEL, train, base / "prepared", out / "model", out / "live", out / "resume",
+        result = fit(model, train, base / "prepared", out / "model", out / "live", out / "resume",
                      device="cpu", progress=False, **kw)
     return result, out
 
@@ -131,41 +136,63 @@ def test_best_checkpoint_reloads_and_reproduces_its_score(overfit, workdir):
     assert cfg == MODEL
     assert meta["epoch"] == result["best_epoch"] and meta["val_dice"] == pytest.approx(result["val_dice"])
     val = SegDataset(load_cache(workdir / "prepared", "val"), build_eval_transform(train.size, resize_mask=False))
-    scores = evaluate(model, make_loader(val, 2, shuffle=False), build_loss(train), torch.device("cpu"))
+    scores = evaluate(model, make_loader(val, 2, shuffle=False, num_workers=0, seed=0), build_loss(train),
+                      torch.device("cpu"), train.min_class_area)
     assert scores["dice"] == pytest.approx(meta["val_dice"], abs=1e-6)
     assert scores["miou"] == pytest.approx(meta["val_miou"], abs=1e-6)
     summary = json.loads((out / "model" / "summary.json").read_text())
     assert summary["best_epoch"] == result["best_epoch"]
 
 
-def test_resume_gives_identical_weights(workdir, caplog):
-    # Augmentation, warm-up + poly schedule and the Dice loss all take part in the trajectory.
-    # Best by validation loss (the course recipe) so best.pt is the last, post-resume epoch.
+def test_resume_with_dropout_gives_identical_weights_and_keeps_the_best(workdir, monkeypatch, caplog):
+    # Fast-SCNN's dropout draws from the global torch RNG, so the weights after a resume match only when
+    # the RNG state is restored; augmentation, warm-up + poly schedule and the Dice loss take part too.
+    # Validation is the real one, but its Dice is scripted (epoch 1 best, then worse), so the final
+    # best.pt must be the one saved *before* the interruption, restored although `out` was deleted.
     train = TrainConfig(epochs=3, batch_size=2, size=[H, W], lr=1e-2, augment="strong", schedule="poly",
-                        warmup_epochs=1.0, loss="ce_dice", select_by="loss", seed=11)
-    full, full_dir = run_fit(workdir, train, "full")
+                        warmup_epochs=1.0, loss="ce_dice", select_by="dice", amp="fp32", seed=11)
+    real_evaluate, scripted_dice, weights = train_module.evaluate, [0.9, 0.5, 0.4], []
+    epoch = {"next": 0}
 
-    first, part_dir = run_fit(workdir, train, "part", stop_after_epochs=1)
+    def scripted(model, loader, loss_fn, device, min_area=0.0):
+        out = real_evaluate(model, loader, loss_fn, device, min_area)
+        weights.append({k: v.detach().clone() for k, v in model.state_dict().items()})  # after this epoch
+        out["dice"] = scripted_dice[epoch["next"]]
+        epoch["next"] += 1
+        return out
+
+    monkeypatch.setattr(train_module, "evaluate", scripted)
+    full, full_dir = run_fit(workdir, train, "full", FASTSCNN)
+    full_final = weights[-1]
+    epoch["next"] = 0
+    first, part_dir = run_fit(workdir, train, "part", FASTSCNN, stop_after_epochs=1)
     assert first == {"interrupted": True, "epochs_done": 1}
-    assert (part_dir / "resume" / "last.pt").exists() and (part_dir / "model" / "best.pt").exists()
+    saved = torch.load(part_dir / "resume" / "last.pt", weights_only=True)
+    assert list(saved) == [f.name for f in dataclasses.fields(ResumeState)]
+    assert saved["epoch"] == 1 and saved["best"]["epoch"] == 1 and saved["best_score"] == 0.9
     # `dvc repro` deletes a stage's outputs before re-running it; only the resume dir survives.
     shutil.rmtree(part_dir / "model")
     shutil.rmtree(part_dir / "live")
     with caplog.at_level(logging.INFO, logger="cityseg.train"):
-        resumed, _ = run_fit(workdir, train, "part")
-    assert "resuming" in caplog.text
+        resumed, _ = run_fit(workdir, train, "part", FASTSCNN)
+    assert "resuming" in caplog.text and epoch["next"] == 3
     assert not (part_dir / "resume").exists()  # emptied and removed after a successful end
 
     def trajectory(result):  # every epoch's losses, scores and LR (timings differ, of course)
         return [{k: v for k, v in h.items() if k != "images_per_s"} for h in result["history"]]
 
-    assert trajectory(resumed) == trajectory(full)  # bit for bit
-    assert resumed["best_epoch"] == full["best_epoch"] >= 2  # so best.pt holds post-resume weights
-    a = torch.load(full_dir / "model" / "best.pt", weights_only=True)["state_dict"]
-    b = torch.load(part_dir / "model" / "best.pt", weights_only=True)["state_dict"]
-    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
-    with (part_dir / "live" / "plots" / "metrics" / "train" / "loss.tsv").open() as f:
-        assert [int(r["step"]) for r in csv.DictReader(f, delimiter="\t")] == [0, 1, 2]
+    # The weights after the last epoch, bit for bit, and every epoch's numbers.
+    assert weights[-1].keys() == full_final.keys() and all(torch.equal(weights[-1][k], full_final[k]) for k in full_final)
+    assert trajectory(resumed) == trajectory(full)
+    assert full["best_epoch"] == resumed["best_epoch"] == 1
+    a = torch.load(full_dir / "model" / "best.pt", weights_only=True)
+    b = torch.load(part_dir / "model" / "best.pt", weights_only=True)
+    assert a["meta"]["epoch"] == b["meta"]["epoch"] == 1 and b["meta"]["val_dice"] == 0.9
+    assert a["state_dict"].keys() == b["state_dict"].keys()
+    assert all(torch.equal(a["state_dict"][k], b["state_dict"][k]) for k in a["state_dict"])
+    with (part_dir / "live" / "plots" / "metrics" / "val" / "dice.tsv").open() as f:
+        rows = list(csv.DictReader(f, delimiter="\t"))
+    assert [(int(r["step"]), float(r["dice"])) for r in rows] == [(0, 0.9), (1, 0.5), (2, 0.4)]  # replayed + new
 
 
 def test_stale_resume_checkpoint_is_ignored(workdir):
@@ -201,8 +228,14 @@ def test_steps_per_epoch_matches_loader():
     for n, bs in ((4, 2), (5, 2), (3, 4), (9, 4), (1, 1)):
         ds = torch.utils.data.TensorDataset(torch.zeros(n, 1))
         ds.set_epoch = lambda epoch: None  # make_loader tells the dataset its epoch
-        assert len(make_loader(ds, bs, shuffle=True)) == steps_per_epoch(n, bs), (n, bs)
-    assert steps_per_epoch(9, 4) == 2  # a last batch of one image is dropped (BatchNorm)
+        loader = make_loader(ds, bs, shuffle=True, num_workers=0, seed=0)
+        assert len(loader) == steps_per_epoch(n, bs), (n, bs)
+        assert sum(len(batch[0]) for batch in loader) == images_per_epoch(n, bs), (n, bs)
+    # A last batch of one image is dropped (BatchNorm): 9 = 4 + 4 + 1 -> 2 steps, 8 images; 5 = 2 + 2 + 1 too.
+    assert (steps_per_epoch(9, 4), images_per_epoch(9, 4)) == (2, 8)
+    assert (steps_per_epoch(5, 2), images_per_epoch(5, 2)) == (2, 4)
+    assert (steps_per_epoch(6, 4), images_per_epoch(6, 4)) == (2, 6)  # a last batch of 2 is kept
+    assert (steps_per_epoch(1, 1), images_per_epoch(1, 1)) == (1, 1)  # a single image is never dropped
 
 
 def test_soft_dice_loss_ignores_255_and_rewards_overlap():

@@ -1,45 +1,42 @@
 """Score a checkpoint on a prepared split at the original label resolution.
 
 Predictions are made at the network's input size (the size it was trained at), the logits are
-upsampled bilinearly to the label's original resolution, and every metric is computed there,
-as the competition server does.
+upsampled bilinearly to the label's original resolution (`cityseg.inference`), and every metric is
+computed there, as the competition server does.
 """
 
 from __future__ import annotations
 
+import math
 import os
-from typing import Iterator
+from pathlib import Path
+from typing import Any, Iterator
 
 import cv2
 import numpy as np
 import torch
-import torch.nn.functional as F
 from tqdm import tqdm
 
 from cityseg import labels as L
 from cityseg.dataset import full_res_samples, load_cache, read_sample
 from cityseg.flops import count_flops, count_macs_ptflops, count_params
+from cityseg.inference import Predictor, predict_logits
 from cityseg.metrics import ConfusionMatrix, DiceMeter
 from cityseg.postprocess import to_labels
-from cityseg.transforms import normalize
 
-FLOP_SIZE = (1024, 2048)
-CLASS_KEYS = tuple(name.replace(" ", "_") for name in L.CLASS_NAMES)  # metric keys: no spaces  # the course server counts FLOPs on one 1x3x1024x2048 input
+__all__ = ["Predictor", "complexity", "evaluate_model", "iter_predictions", "json_number", "predict_logits",
+           "score_split", "trivial_predictors"]
+
+FLOP_SIZE = (1024, 2048)  # the course server counts FLOPs on one 1x3x1024x2048 input
+CLASS_KEYS = tuple(name.replace(" ", "_") for name in L.CLASS_NAMES)  # metric keys: no spaces
 
 
-@torch.inference_mode()
-def predict_logits(model: torch.nn.Module, images: list[np.ndarray], input_size: tuple[int, int],
-                   device: torch.device) -> torch.Tensor:
-    """(N,H,W,3) uint8 images of one size -> (N,19,H,W) float logits at the images' own size."""
-    h, w = images[0].shape[:2]
-    batch = torch.stack([normalize(cv2.resize(im, input_size[::-1], interpolation=cv2.INTER_LINEAR)) for im in images])
-    batch = batch.to(device)
-    use_bf16 = device.type == "cuda"
-    if use_bf16:
-        batch = batch.contiguous(memory_format=torch.channels_last)
-    with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_bf16):
-        logits = model(batch)
-    return F.interpolate(logits.float(), size=(h, w), mode="bilinear", align_corners=False)
+def json_number(v: Any) -> float | None:
+    """A metric as it goes into a metrics JSON: rounded to 6 digits; None for None, NaN and inf."""
+    if v is None:
+        return None
+    v = float(v)
+    return round(v, 6) if math.isfinite(v) else None
 
 
 def iter_predictions(model: torch.nn.Module, prepared: str | os.PathLike, split: str, input_size: tuple[int, int],
@@ -71,17 +68,19 @@ def trivial_predictors(prepared: str | os.PathLike) -> dict[str, np.ndarray]:
     return {"majority": np.full(labels.shape[1:], counts.argmax(), np.uint8), "prior": per_pixel.argmax(0).astype(np.uint8)}
 
 
-def evaluate_model(model: torch.nn.Module, prepared: str | os.PathLike, split: str, input_size: tuple[int, int],
-                   batch_size: int, device: torch.device, progress: bool = True, min_area: float = 0.0
-                   ) -> tuple[dict, np.ndarray]:
-    """Score ``model`` on ``split``; returns (metrics, 19x19 confusion matrix [gt, pred]).
+def evaluate_model(predictor: Predictor, prepared: str | os.PathLike, split: str, batch_size: int,
+                   progress: bool = True) -> tuple[dict, np.ndarray]:
+    """Score ``predictor`` on ``split``; returns (metrics, 19x19 confusion matrix [gt, pred]).
 
-    ``min_area``: small-class removal of the predictions (``postprocess.to_labels``)."""
+    ``dice`` is the competition Dice (per image, then the mean over images); predictions go through
+    the predictor's small-class removal (``postprocess.to_labels(.., predictor.min_area)``).
+    """
     dice, cm = DiceMeter(), ConfusionMatrix(L.NUM_CLASSES, L.IGNORE_INDEX)
     trivial = trivial_predictors(prepared)
     trivial_dice = {name: DiceMeter() for name in trivial}
-    for _, _, label, logits in iter_predictions(model, prepared, split, input_size, batch_size, device, progress):
-        pred = to_labels(logits, min_area).numpy()
+    for _, _, label, logits in iter_predictions(predictor.model, prepared, split, predictor.input_size, batch_size,
+                                                predictor.device, progress):
+        pred = to_labels(logits, predictor.min_area).numpy()
         dice.update(pred, label)
         cm.update(pred, label)
         for name, ref in trivial.items():
@@ -92,18 +91,13 @@ def evaluate_model(model: torch.nn.Module, prepared: str | os.PathLike, split: s
         "dice": round(float(dice.mean()), 6),
         "miou": round(float(res["miou"]), 6),
         "pixel_acc": round(float(res["pixel_accuracy"]), 6),
-        "class_iou": {key: _num(v) for key, v in zip(CLASS_KEYS, res["iou_per_class"])},
-        "class_dice": {key: _num(v) for key, v in zip(CLASS_KEYS, dice.per_class())},
-        "group_iou": {k: _num(v) for k, v in res["group_iou"].items()},
-        "category_iou": {k: _num(v) for k, v in res["category_iou"].items()},
+        "class_iou": {key: json_number(v) for key, v in zip(CLASS_KEYS, res["iou_per_class"])},
+        "class_dice": {key: json_number(v) for key, v in zip(CLASS_KEYS, dice.per_class())},
+        "group_iou": {k: json_number(v) for k, v in res["group_iou"].items()},
+        "category_iou": {k: json_number(v) for k, v in res["category_iou"].items()},
         "trivial": {f"dice_{name}": round(float(m.mean()), 6) for name, m in trivial_dice.items()},
     }
     return metrics, cm.matrix
-
-
-def _num(v) -> float | None:
-    v = float(v)
-    return None if np.isnan(v) else round(v, 6)
 
 
 def complexity(model: torch.nn.Module) -> dict:
@@ -113,3 +107,16 @@ def complexity(model: torch.nn.Module) -> dict:
         "gmacs_ptflops": round(count_macs_ptflops(model, FLOP_SIZE) / 1e9, 3),
         "params_m": round(count_params(model) / 1e6, 4),
     }
+
+
+def score_split(predictor: Predictor, prepared: str | os.PathLike, split: str, batch_size: int,
+                plots: str | os.PathLike, title: str) -> dict:
+    """`evaluate_model` + `complexity` as one metrics dict, with the per-class and confusion plots under ``plots``."""
+    from cityseg.plots import confusion_plot, per_class_plot
+
+    metrics, confusion = evaluate_model(predictor, prepared, split, batch_size)
+    metrics.update(complexity(predictor.model))
+    plots = Path(plots)
+    per_class_plot(metrics, plots / "per_class.png", plots / "per_class.csv", title=title)
+    confusion_plot(confusion, plots / "confusion.png", title=title)
+    return metrics

@@ -7,8 +7,8 @@ Conventions used everywhere in this module:
   ``threshold = +inf`` accepts every image, ``threshold = -inf`` refuses every (finite-scored) image;
   a NaN score is always refused.
 * Detection metrics take OOD as the positive class: ``auroc`` is the probability that a random OOD
-  image scores higher than a random ID image; ``aupr_out`` is average precision with OOD positive,
-  ``aupr_in`` with ID positive (scores negated). ``fpr_at_tpr`` follows OpenOOD's FPR@95TPR: the
+  image scores higher than a random ID image; ``aupr_out`` is average precision with OOD positive.
+  ``fpr_at_tpr`` follows OpenOOD's FPR@95TPR: the
   fraction of OOD images accepted when the threshold accepts 95% of ID images.
 * Competition OOD score (course slides): mean over images of Dice where a refused OOD image is left
   out of the mean, an accepted OOD image counts 0, a refused ID image counts 0 and an accepted ID
@@ -19,14 +19,15 @@ from __future__ import annotations
 
 import math
 import re
-from typing import Any, Sequence
+from typing import Any, Iterable, Sequence
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-PIXEL_SCORES = ("msp", "max_logit", "energy", "entropy")
+from cityseg.config import OOD_METHOD_PATTERN
+from cityseg.config import OOD_PIXEL_SCORES as PIXEL_SCORES
 
 # Default feature layers tried in order when no `layer` is given (see `resolve_feature_layer`).
 # "encoder": segmentation-models-pytorch (returns a list of stages, deepest last);
@@ -47,39 +48,34 @@ def _check_logits(logits: torch.Tensor) -> torch.Tensor:
     return logits.float()
 
 
-def pixel_score(logits: torch.Tensor, name: str, temperature: float | torch.Tensor = 1.0) -> torch.Tensor:
-    """One pixel-wise OOD score (B, H, W) from logits (B, C, H, W); higher = more OOD.
+def pixel_scores(logits: torch.Tensor, temperature: float | torch.Tensor,
+                 names: Iterable[str] = PIXEL_SCORES) -> dict[str, torch.Tensor]:
+    """Pixel-wise OOD scores {name: (B, H, W)} from logits (B, C, H, W); higher = more OOD.
 
     msp: 1 - max softmax(logits / T); max_logit: -max logit (T-free); energy: -T * logsumexp(logits / T);
-    entropy: Shannon entropy (nats) of softmax(logits / T).
+    entropy: Shannon entropy (nats) of softmax(logits / T). ``temperature`` may be a 0-d tensor (a buffer).
     """
     if isinstance(temperature, (int, float)) and not temperature > 0:
         raise ValueError(f"temperature: must be > 0, got {temperature}")
+    names = list(names)
+    unknown = [n for n in names if n not in PIXEL_SCORES]
+    if unknown:
+        raise ValueError(f"score name: unknown {unknown[0]!r}; choose one of {PIXEL_SCORES}")
     z = _check_logits(logits)
-    if name == "max_logit":
-        return -z.amax(dim=1)
-    if name == "energy":
-        return -temperature * torch.logsumexp(z / temperature, dim=1)
-    log_p = F.log_softmax(z / temperature, dim=1)
-    if name == "msp":
-        return 1.0 - log_p.amax(dim=1).exp()
-    if name == "entropy":
-        return -(log_p.exp() * log_p).sum(dim=1)
-    raise ValueError(f"score name: unknown {name!r}; choose one of {PIXEL_SCORES}")
-
-
-def pixel_scores(logits: torch.Tensor, temperature: float = 1.0) -> dict[str, torch.Tensor]:
-    """All pixel scores {"msp", "max_logit", "energy", "entropy"} -> (B, H, W), higher = more OOD."""
-    if not temperature > 0:
-        raise ValueError(f"temperature: must be > 0, got {temperature}")
-    z = _check_logits(logits)
-    log_p = F.log_softmax(z / temperature, dim=1)  # shared by msp and entropy (full-res maps are large)
-    return {
-        "msp": 1.0 - log_p.amax(dim=1).exp(),
-        "max_logit": -z.amax(dim=1),
-        "energy": -temperature * torch.logsumexp(z / temperature, dim=1),
-        "entropy": -(log_p.exp() * log_p).sum(dim=1),
+    # One log-softmax shared by msp and entropy (full-resolution maps are large).
+    log_p = F.log_softmax(z / temperature, dim=1) if {"msp", "entropy"} & set(names) else None
+    formulas = {
+        "msp": lambda: 1.0 - log_p.amax(dim=1).exp(),
+        "max_logit": lambda: -z.amax(dim=1),
+        "energy": lambda: -temperature * torch.logsumexp(z / temperature, dim=1),
+        "entropy": lambda: -(log_p.exp() * log_p).sum(dim=1),
     }
+    return {name: formulas[name]() for name in names}
+
+
+def pixel_score(logits: torch.Tensor, name: str, temperature: float | torch.Tensor) -> torch.Tensor:
+    """One of `pixel_scores` (B, H, W)."""
+    return pixel_scores(logits, temperature, (name,))[name]
 
 
 def row_percentile(x: torch.Tensor, percentile: float) -> torch.Tensor:
@@ -102,7 +98,7 @@ def row_percentile(x: torch.Tensor, percentile: float) -> torch.Tensor:
     return v_lo + frac * (v_hi - v_lo)
 
 
-def _agg_name(percentile: float) -> str:
+def agg_name(percentile: float) -> str:
     return f"p{percentile:g}".replace(".", "_")
 
 
@@ -117,12 +113,12 @@ def aggregate(pixel: torch.Tensor, agg: str) -> torch.Tensor:
     return row_percentile(flat, float(m.group(1).replace("_", ".")))
 
 
-def image_scores(logits: torch.Tensor, percentile: float = 95, temperature: float = 1.0) -> dict[str, torch.Tensor]:
+def image_scores(logits: torch.Tensor, percentile: float, temperature: float) -> dict[str, torch.Tensor]:
     """Image-level scores (B,) from logits: "<name>_mean" and "<name>_p<percentile>" for each pixel score.
 
     Every pixel counts (no labels exist at test time). Higher = more OOD.
     """
-    agg_q = _agg_name(percentile)
+    agg_q = agg_name(percentile)
     out: dict[str, torch.Tensor] = {}
     for name, pix in pixel_scores(logits, temperature).items():
         out[f"{name}_mean"] = aggregate(pix, "mean")
@@ -132,17 +128,15 @@ def image_scores(logits: torch.Tensor, percentile: float = 95, temperature: floa
 
 def parse_method(method: str) -> tuple[str, str | None]:
     """Split "energy_p95" -> ("energy", "p95"), "msp_mean" -> ("msp", "mean"), "mahalanobis" -> (.., None)."""
+    if not re.fullmatch(OOD_METHOD_PATTERN, str(method)):
+        raise ValueError(
+            f"method: unknown {method!r}; use 'mahalanobis' or '<score>_<agg>' with score in {PIXEL_SCORES} "
+            "and agg 'mean' or 'p<q>' (e.g. 'energy_p95')"
+        )
     if method == "mahalanobis":
         return method, None
-    for name in PIXEL_SCORES:
-        if method.startswith(name + "_"):
-            agg = method[len(name) + 1 :]
-            if agg == "mean" or re.fullmatch(r"p\d+(?:_\d+)?", agg):
-                return name, agg
-    raise ValueError(
-        f"method: unknown {method!r}; use 'mahalanobis' or '<score>_<agg>' with score in {PIXEL_SCORES} "
-        "and agg 'mean' or 'p<q>' (e.g. 'energy_p95')"
-    )
+    name = next(n for n in PIXEL_SCORES if method.startswith(n + "_"))
+    return name, method[len(name) + 1 :]
 
 
 # --------------------------------------------------------------------------------------------
@@ -158,14 +152,13 @@ def mahalanobis_distance(features: torch.Tensor, mean: torch.Tensor, whitening: 
 class MahalanobisScorer:
     """Mahalanobis distance to the ID feature distribution with a Ledoit-Wolf shrinkage covariance.
 
-    ``fit`` on pooled ID features (N, D); ``score`` gives distances (N,), higher = more OOD.
-    ``state_dict`` holds plain numpy arrays (mean, precision, shrinkage) for saving.
+    ``fit`` on pooled ID features (N, D); ``torch_buffers`` gives the (mean, whitening) pair that
+    `mahalanobis_distance` and `OODSegmenter` score with (distances (N,), higher = more OOD).
     """
 
     def __init__(self) -> None:
         self.mean: np.ndarray | None = None
         self.precision: np.ndarray | None = None
-        self.shrinkage: float | None = None
 
     def fit(self, features: np.ndarray | torch.Tensor) -> "MahalanobisScorer":
         from sklearn.covariance import LedoitWolf
@@ -176,46 +169,20 @@ class MahalanobisScorer:
         lw = LedoitWolf(store_precision=True, assume_centered=False).fit(x)
         self.mean = lw.location_.astype(np.float64)
         self.precision = lw.precision_.astype(np.float64)
-        self.shrinkage = float(lw.shrinkage_)
         return self
-
-    def _require_fit(self) -> None:
-        if self.mean is None or self.precision is None:
-            raise RuntimeError("MahalanobisScorer: call fit() or load_state_dict() first")
 
     def whitening(self) -> np.ndarray:
         """W (D, D) with precision = W @ W.T (Cholesky factor), so distances are sums of squares."""
-        self._require_fit()
+        if self.mean is None or self.precision is None:
+            raise RuntimeError("MahalanobisScorer: call fit() first")
         # Symmetrise first: LedoitWolf's precision comes from a pseudo-inverse and may be off by rounding.
         sym = 0.5 * (self.precision + self.precision.T)
         return np.linalg.cholesky(sym)
 
-    def score(self, features: np.ndarray | torch.Tensor) -> np.ndarray:
-        """Mahalanobis distance (N,) of features (N, D) to the fitted mean."""
-        self._require_fit()
-        x = _as_2d_float64(features, "features")
-        if x.shape[1] != self.mean.shape[0]:
-            raise ValueError(f"features: expected dimension {self.mean.shape[0]}, got {x.shape[1]}")
-        diff = x - self.mean
-        return np.sqrt(np.square(diff @ self.whitening()).sum(axis=1))
-
-    def state_dict(self) -> dict[str, Any]:
-        self._require_fit()
-        return {"mean": self.mean.copy(), "precision": self.precision.copy(), "shrinkage": self.shrinkage}
-
-    def load_state_dict(self, state: dict[str, Any]) -> "MahalanobisScorer":
-        mean = np.asarray(state["mean"], dtype=np.float64)
-        prec = np.asarray(state["precision"], dtype=np.float64)
-        if mean.ndim != 1 or prec.shape != (mean.shape[0], mean.shape[0]):
-            raise ValueError(f"state: mean {mean.shape} and precision {prec.shape} do not match")
-        self.mean, self.precision = mean, prec
-        self.shrinkage = state.get("shrinkage")
-        return self
-
     def torch_buffers(self, dtype: torch.dtype = torch.float32) -> tuple[torch.Tensor, torch.Tensor]:
         """(mean (D,), whitening (D, D)) tensors for `mahalanobis_distance` / `OODSegmenter`."""
-        self._require_fit()
-        return torch.as_tensor(self.mean, dtype=dtype), torch.as_tensor(self.whitening(), dtype=dtype)
+        whitening = self.whitening()
+        return torch.as_tensor(self.mean, dtype=dtype), torch.as_tensor(whitening, dtype=dtype)
 
 
 def _as_2d_float64(x: np.ndarray | torch.Tensor, name: str) -> np.ndarray:
@@ -272,33 +239,60 @@ class _StopForward(Exception):
     """Raised from a hook to skip the rest of the forward once the features are captured."""
 
 
+class FeatureTap:
+    """The one feature-capture hook: a context manager that keeps the pooled output (B, D) of one module.
+
+    ``layer``: a ``named_modules`` name, or None for `resolve_feature_layer`'s default. Inside the
+    ``with`` block every forward of the model records that module's pooled output; `pop` returns
+    the latest and clears. ``stop=True`` ends each forward right after the module (features only).
+    """
+
+    def __init__(self, model: nn.Module, layer: str | None = None, stop: bool = False):
+        self.name = resolve_feature_layer(model, layer)
+        self.module = model.get_submodule(self.name)
+        self.stop = stop
+        self.captured: list[torch.Tensor] = []
+
+    def _hook(self, _module: nn.Module, _inputs: Any, out: Any) -> None:
+        self.captured.append(_pool(out))
+        if self.stop:
+            raise _StopForward
+
+    def __enter__(self) -> "FeatureTap":
+        self.handle = self.module.register_forward_hook(self._hook)
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.handle.remove()
+
+    def run(self, model: nn.Module, x: torch.Tensor) -> Any:
+        """``model(x)`` (None when ``stop`` ended it early)."""
+        try:
+            return model(x)
+        except _StopForward:
+            return None
+
+    def pop(self) -> torch.Tensor:
+        if not self.captured:
+            raise RuntimeError(f"feature layer {self.name!r} was not called during the forward pass")
+        feats = self.captured[-1]
+        self.captured.clear()
+        return feats
+
+
 @torch.no_grad()
 def pooled_features(model: nn.Module, x: torch.Tensor, layer: str | None = None) -> torch.Tensor:
     """Global-average-pooled deepest encoder features (B, D), without gradients.
 
-    smp models (with ``layer=None``): ``model.encoder(x)[-1]``. Other models: a forward hook on the
+    smp models (with ``layer=None``): ``model.encoder(x)[-1]``. Other models: a `FeatureTap` on the
     module named ``layer`` (default from `resolve_feature_layer`); the forward stops right after it.
     The model's train/eval mode is left as it is: call ``model.eval()`` first (BatchNorm).
     """
     if layer is None and hasattr(model, "encoder") and hasattr(model, "segmentation_head"):
         return _pool(model.encoder(x))
-    module = model.get_submodule(resolve_feature_layer(model, layer))
-    captured: list[torch.Tensor] = []
-
-    def hook(_m: nn.Module, _inp: Any, out: Any) -> None:
-        captured.append(_pool(out))
-        raise _StopForward
-
-    handle = module.register_forward_hook(hook)
-    try:
-        model(x)
-    except _StopForward:
-        pass
-    finally:
-        handle.remove()
-    if not captured:
-        raise RuntimeError(f"layer: module {layer!r} was not called during the forward pass")
-    return captured[0]
+    with FeatureTap(model, layer, stop=True) as tap:
+        tap.run(model, x)
+    return tap.pop()
 
 
 # --------------------------------------------------------------------------------------------
@@ -337,14 +331,6 @@ def aupr_out(scores_id, scores_ood) -> float:
     return float(average_precision_score(y, s))
 
 
-def aupr_in(scores_id, scores_ood) -> float:
-    """Average precision with ID as the positive class (ranked by the negated score)."""
-    from sklearn.metrics import average_precision_score
-
-    y, s = _labelled(scores_id, scores_ood)
-    return float(average_precision_score(1 - y, -s))
-
-
 def fpr_at_tpr(scores_id, scores_ood, tpr: float = 0.95) -> float:
     """FPR@TPR (OpenOOD): fraction of OOD images accepted when the threshold accepts ``tpr`` of ID images.
 
@@ -358,16 +344,6 @@ def fpr_at_tpr(scores_id, scores_ood, tpr: float = 0.95) -> float:
     k = max(1, math.ceil(tpr * sid.size - 1e-9))  # guard against 0.95 * 20 = 19.000000000000004
     t = sid[k - 1]
     return float(np.mean(sood <= t))
-
-
-def detection_metrics(scores_id, scores_ood, prefix: str = "") -> dict[str, float]:
-    """Flat dict {prefix+"auroc", "aupr_out", "aupr_in", "fpr95"} for metrics JSON files."""
-    return {
-        f"{prefix}auroc": auroc(scores_id, scores_ood),
-        f"{prefix}aupr_out": aupr_out(scores_id, scores_ood),
-        f"{prefix}aupr_in": aupr_in(scores_id, scores_ood),
-        f"{prefix}fpr95": fpr_at_tpr(scores_id, scores_ood, 0.95),
-    }
 
 
 # --------------------------------------------------------------------------------------------
@@ -459,15 +435,16 @@ class OODSegmenter(nn.Module):
     "mahalanobis" (distance of pooled ``feature_layer`` features; set it with `set_mahalanobis`).
     Buffers: ``threshold`` and ``temperature`` (scalars), ``maha_mean`` (D,) and ``maha_whitening``
     (D, D). The method and feature layer travel in the state_dict's extra state, so
-    ``OODSegmenter(segmenter).load_state_dict(sd, strict=True)`` restores the whole decision rule.
+    ``OODSegmenter(segmenter, any_method, 1.0).load_state_dict(sd, strict=True)`` restores the whole
+    decision rule (method, feature layer, temperature, threshold and Gaussian).
     """
 
     def __init__(
         self,
         segmenter: nn.Module,
-        method: str = "energy_p95",
+        method: str,
+        temperature: float,
         threshold: float = math.inf,
-        temperature: float = 1.0,
         feature_layer: str | None = None,
     ) -> None:
         super().__init__()
@@ -482,9 +459,6 @@ class OODSegmenter(nn.Module):
         # Empty until set_mahalanobis(); _load_from_state_dict resizes them to the saved shapes.
         self.register_buffer("maha_mean", torch.zeros(0))
         self.register_buffer("maha_whitening", torch.zeros(0, 0))
-
-    def set_threshold(self, threshold: float) -> None:
-        self.threshold.fill_(float(threshold))
 
     def set_mahalanobis(self, scorer: MahalanobisScorer) -> None:
         mean, whitening = scorer.torch_buffers()
@@ -517,16 +491,10 @@ class OODSegmenter(nn.Module):
             return logits, aggregate(pixel_score(logits, name, self.temperature), agg)
         if self.maha_mean.numel() == 0:
             raise RuntimeError("OODSegmenter: method 'mahalanobis' needs set_mahalanobis() or a loaded state_dict")
-        module = self.segmenter.get_submodule(resolve_feature_layer(self.segmenter, self.feature_layer))
-        captured: list[torch.Tensor] = []
-        handle = module.register_forward_hook(lambda _m, _i, out: captured.append(_pool(out)))
-        try:
+        with FeatureTap(self.segmenter, self.feature_layer) as tap:
             logits = self.segmenter(x)
-        finally:
-            handle.remove()
-        if not captured:
-            raise RuntimeError(f"feature_layer: {self.feature_layer!r} was not called during the forward pass")
-        return logits, mahalanobis_distance(captured[-1], self.maha_mean, self.maha_whitening)
+        features = tap.pop()
+        return logits, mahalanobis_distance(features, self.maha_mean, self.maha_whitening)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(logits (B, C, H, W), include (B,) bool); include = score <= threshold (NaN -> refused)."""

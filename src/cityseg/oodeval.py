@@ -10,8 +10,9 @@ Image sets (names used throughout as keys of ``OODEvaluation.sets``):
   ``<ood_root>/{val,test}/{near,far}/`` (written by the ``oodsets`` stage).
 
 Every image is resized to the network's input size and scored from the logits at that size, as the
-submitted ``OODSegmenter`` does (float32, no autocast, so the deployed decisions match these). ID
-images also get their competition Dice at the label's resolution (logits upsampled bilinearly).
+submitted ``OODSegmenter`` does: through `cityseg.inference` at `inference.FP32` (float32, no
+autocast, so the deployed decisions match these), not at evaluation precision. ID images also get
+their competition Dice at the label's resolution (logits upsampled bilinearly).
 Mahalanobis uses pooled features of the same forward pass, with a Gaussian fitted on the prepared
 train split. Conventions of `cityseg.ood`: higher score = more OOD, ``include = score <= threshold``.
 """
@@ -24,75 +25,32 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
-import cv2
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 from tqdm import tqdm
 
 from cityseg import ood
+from cityseg.config import OODConfig
 from cityseg.dataset import full_res_samples, load_cache, read_manifest, read_sample
+from cityseg.evaluate import json_number
+from cityseg.inference import FP32, Predictor, forward, logits_at, to_batch
 from cityseg.io import DataError, atomic_path, read_image
 from cityseg.metrics import DiceMeter
-from cityseg.oodsets import GROUPS, list_ood_images
+from cityseg.oodlayout import GROUPS, list_ood_images
 from cityseg.postprocess import to_labels
-from cityseg.transforms import normalize_batch
 
 SET_NAMES = ("id_val", "id_test", "near_val", "far_val", "near_test", "far_test")
 CALIBRATION_SPLIT = "val"
 
 
 # --------------------------------------------------------------------------------------------
-# OOD image folders
-# --------------------------------------------------------------------------------------------
-
-
-
-
-# --------------------------------------------------------------------------------------------
 # Forward pass: logits at the input size + pooled features from one pass
 # --------------------------------------------------------------------------------------------
-class _FeatureTap:
-    """Forward hook that keeps the pooled output (B, D) of one module, as `ood.OODSegmenter` does."""
-
-    def __init__(self, model: nn.Module, layer: str | None):
-        self.name = ood.resolve_feature_layer(model, layer)
-        self.module = model.get_submodule(self.name)
-        self.captured: list[torch.Tensor] = []
-
-    def __enter__(self) -> "_FeatureTap":
-        self.handle = self.module.register_forward_hook(lambda _m, _i, out: self.captured.append(ood._pool(out)))
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        self.handle.remove()
-
-    def pop(self) -> torch.Tensor:
-        if not self.captured:
-            raise RuntimeError(f"feature layer {self.name!r} was not called during the forward pass")
-        feats = self.captured[-1]
-        self.captured.clear()
-        return feats
-
-
-def _resize_to(image: np.ndarray, input_size: tuple[int, int]) -> np.ndarray:
-    if image.shape[:2] == tuple(input_size):
-        return np.ascontiguousarray(image)
-    return cv2.resize(image, (input_size[1], input_size[0]), interpolation=cv2.INTER_LINEAR)  # same as predict_logits
-
-
-def _to_batch(images: Sequence[np.ndarray], input_size: tuple[int, int], device: torch.device) -> torch.Tensor:
-    """uint8 RGB images of any sizes -> (B, 3, h, w) normalised float32 at the input size."""
-    stacked = np.stack([_resize_to(im, input_size) for im in images])
-    return normalize_batch(torch.from_numpy(stacked).to(device))
-
-
-@torch.inference_mode()
 def _forward(model: nn.Module, images: Sequence[np.ndarray], input_size: tuple[int, int], device: torch.device,
-             tap: _FeatureTap) -> tuple[torch.Tensor, torch.Tensor]:
+             tap: ood.FeatureTap) -> tuple[torch.Tensor, torch.Tensor]:
     """(logits (B, C, h, w) float32 at the input size, pooled features (B, D)), both on ``device``."""
-    logits = model(_to_batch(images, input_size, device)).float()
+    logits = forward(model, to_batch(images, input_size, device), device, FP32)
     return logits, tap.pop()
 
 
@@ -116,7 +74,7 @@ def fit_mahalanobis(model: nn.Module, prepared: str | os.PathLike, input_size: t
     model.eval()
     feats = []
     for chunk in tqdm(list(_batches(idx, batch_size)), desc="ood features (train)", unit="batch", disable=not progress):
-        x = _to_batch([np.asarray(cache.images[i]) for i in chunk], input_size, device)
+        x = to_batch([np.asarray(cache.images[i]) for i in chunk], input_size, device)
         feats.append(ood.pooled_features(model, x, feature_layer).double().cpu())
     return ood.MahalanobisScorer().fit(torch.cat(feats))
 
@@ -136,10 +94,10 @@ class ImageScores:
         return len(self.names)
 
 
-def method_names(method: str, percentile: float = 95.0) -> list[str]:
+def method_names(method: str, percentile: float) -> list[str]:
     """Every method reported: 4 pixel scores x {mean, p<percentile>}, "mahalanobis", and ``method``."""
     ood.parse_method(method)
-    q = f"p{percentile:g}".replace(".", "_")
+    q = ood.agg_name(percentile)
     names = [f"{s}_{agg}" for s in ood.PIXEL_SCORES for agg in ("mean", q)] + ["mahalanobis"]
     return names if method in names else names[:-1] + [method, "mahalanobis"]
 
@@ -165,9 +123,9 @@ def _cat(parts: dict[str, list[np.ndarray]]) -> dict[str, np.ndarray]:
 
 
 def score_id_images(model: nn.Module, samples: Sequence[Any], input_size: tuple[int, int], device: torch.device,
-                    tap: _FeatureTap, methods: Sequence[str], temperature: float, percentile: float,
+                    tap: ood.FeatureTap, methods: Sequence[str], temperature: float, percentile: float,
                     maha: tuple[torch.Tensor, torch.Tensor], batch_size: int, desc: str, progress: bool,
-                    min_area: float = 0.0) -> ImageScores:
+                    min_area: float) -> ImageScores:
     """Scores and competition Dice of labelled prepared samples (`dataset.Sample`)."""
     meter, parts, names = DiceMeter(), _empty(methods), []
     for chunk in tqdm(list(_batches(samples, batch_size)), desc=desc, unit="batch", disable=not progress):
@@ -178,14 +136,14 @@ def score_id_images(model: nn.Module, samples: Sequence[Any], input_size: tuple[
         for i, (sample, (_, label, _, _)) in enumerate(zip(chunk, data)):
             if label is None:
                 raise DataError(f"{sample.image_path}: no label; OOD evaluation needs labelled ID images")
-            up = F.interpolate(logits[i : i + 1], size=label.shape, mode="bilinear", align_corners=False)
+            up = logits_at(logits[i : i + 1], label.shape)
             meter.update(to_labels(up[0], min_area).cpu().numpy(), label, batched=False)
             names.append(sample.stem)
     return ImageScores(names, _cat(parts), meter.per_image())
 
 
 def score_ood_images(model: nn.Module, paths: Sequence[Path], input_size: tuple[int, int], device: torch.device,
-                     tap: _FeatureTap, methods: Sequence[str], temperature: float, percentile: float,
+                     tap: ood.FeatureTap, methods: Sequence[str], temperature: float, percentile: float,
                      maha: tuple[torch.Tensor, torch.Tensor], batch_size: int, desc: str, progress: bool,
                      root: Path | None = None) -> ImageScores:
     """Scores of unlabelled images of any sizes (all resized to the input size, so they batch together)."""
@@ -225,13 +183,6 @@ def _detection(sid: np.ndarray, sood: np.ndarray) -> dict[str, float | None]:
     return {"auroc": ood.auroc(sid, sood), "fpr95": ood.fpr_at_tpr(sid, sood, 0.95), "aupr": ood.aupr_out(sid, sood)}
 
 
-def _num(v: Any) -> float | None:
-    if v is None:
-        return None
-    v = float(v)
-    return round(v, 6) if math.isfinite(v) else None
-
-
 def _frac(mask: np.ndarray) -> float | None:
     return float(mask.mean()) if mask.size else None
 
@@ -243,18 +194,18 @@ def method_metrics(sets: dict[str, ImageScores], method: str) -> tuple[dict[str,
         sid = sets[f"id_{split}"].scores[method]
         for group in GROUPS:
             for key, v in _detection(sid, sets[f"{group}_{split}"].scores[method]).items():
-                out[f"{prefix}{key}_{group}"] = _num(v)
+                out[f"{prefix}{key}_{group}"] = json_number(v)
     s = {name: st.scores[method] for name, st in sets.items()}
     t, val_score = calibrate(s["id_val"], sets["id_val"].dice, np.concatenate([s["near_val"], s["far_val"]]))
     inc = {name: v <= t for name, v in s.items()}
-    out["score"] = _num(ood.competition_ood_score(sets["id_test"].dice, inc["id_test"],
+    out["score"] = json_number(ood.competition_ood_score(sets["id_test"].dice, inc["id_test"],
                                                   np.concatenate([inc["near_test"], inc["far_test"]])))
-    out["score_val"] = _num(val_score)
+    out["score_val"] = json_number(val_score)
     out["threshold"] = float(t) if math.isfinite(t) else None  # unrounded: it must reproduce the decisions
     out["threshold_policy"] = "calibrated" if math.isfinite(t) else ("accept_all" if t > 0 else "refuse_all")
-    out["accepted_id_frac"] = _num(_frac(inc["id_test"]))
-    out["refused_near_frac"] = _num(_frac(~inc["near_test"]))
-    out["refused_far_frac"] = _num(_frac(~inc["far_test"]))
+    out["accepted_id_frac"] = json_number(_frac(inc["id_test"]))
+    out["refused_near_frac"] = json_number(_frac(~inc["near_test"]))
+    out["refused_far_frac"] = json_number(_frac(~inc["far_test"]))
     return out, t
 
 
@@ -269,7 +220,7 @@ class OODEvaluation:
     metrics: dict[str, Any]  # JSON-ready, goes under "ood" in the metrics file
     scorer: ood.MahalanobisScorer
     feature_layer: str
-    temperature: float = 1.0
+    temperature: float
     notes: list[str] = field(default_factory=list)
 
     def include(self, set_name: str, method: str | None = None) -> np.ndarray:
@@ -295,44 +246,22 @@ def _id_samples(prepared: str | os.PathLike, eval_split: str) -> tuple[list, lis
     return val[0::2], val[1::2], [note]
 
 
-def evaluate_ood(model: nn.Module, prepared: str | os.PathLike, ood_root: str | os.PathLike, *,
-                 input_size: Sequence[int], eval_split: str, method: str = "energy_p95", temperature: float = 1.0,
-                 percentile: float = 95.0, batch_size: int = 8, device: torch.device | str = "cpu",
-                 feature_layer: str | None = None, fit_images: int = 1000, progress: bool = True,
-                 min_area: float = 0.0) -> OODEvaluation:
-    """Score ``model`` on the OOD benchmark: every method's detection metrics, calibrated threshold and score.
-
-    ``metrics`` keys (the configured ``method``, on test): auroc/fpr95/aupr _near/_far, score,
-    score_accept_all, score_oracle, threshold, accepted_id_frac, refused_near_frac, refused_far_frac;
-    ``methods.<m>`` holds the same per method, plus ``val_``-prefixed detection metrics. ID Dice uses
-    ``postprocess.to_labels(.., min_area)``.
-    """
-    methods = method_names(method, percentile)
-    if not temperature > 0:
-        raise ValueError(f"temperature: must be > 0, got {temperature}")
-    if int(batch_size) < 1:
-        raise ValueError(f"batch_size: must be >= 1, got {batch_size}")
-    device = torch.device(device)
-    input_size = (int(input_size[0]), int(input_size[1]))
-    ood_root = Path(ood_root)
-    ood_paths = list_ood_images(ood_root)
-    val_samples, test_samples, notes = _id_samples(prepared, eval_split)
-    model.eval()
-
-    scorer = fit_mahalanobis(model, prepared, input_size, device, feature_layer, batch_size=max(batch_size, 16),
-                             max_images=fit_images, progress=progress)
-    maha = scorer.torch_buffers()
-    sets: dict[str, ImageScores] = {}
-    common = dict(input_size=input_size, device=device, methods=methods, temperature=temperature,
-                  percentile=percentile, maha=maha, batch_size=int(batch_size), progress=progress)
-    with _FeatureTap(model, feature_layer) as tap:
-        sets["id_val"] = score_id_images(model, val_samples, tap=tap, desc="ood id val", min_area=min_area, **common)
+def _score_sets(predictor: Predictor, val_samples: list, test_samples: list, ood_paths: dict[str, list[Path]],
+                ood_root: Path, eval_split: str, feature_layer: str | None, **common: Any) -> tuple[dict, str]:
+    """({set name: ImageScores} of the six sets, the feature layer's name), from one forward per image."""
+    model, sets = predictor.model, {}
+    with ood.FeatureTap(model, feature_layer) as tap:
+        sets["id_val"] = score_id_images(model, val_samples, tap=tap, desc="ood id val", min_area=predictor.min_area,
+                                         **common)
         sets["id_test"] = score_id_images(model, test_samples, tap=tap, desc=f"ood id {eval_split}",
-                                          min_area=min_area, **common)
+                                          min_area=predictor.min_area, **common)
         for name in SET_NAMES[2:]:
             sets[name] = score_ood_images(model, ood_paths[name], tap=tap, desc=f"ood {name}", root=ood_root, **common)
+    return sets, tap.name
 
-    # Images without any scorable class have no Dice (the competition Dice skips them): leave them out.
+
+def _drop_unscored(sets: dict[str, ImageScores], notes: list[str], prepared: str | os.PathLike) -> None:
+    """Leave out ID images without any scorable class (the competition Dice skips them); check finiteness."""
     for name in ("id_val", "id_test"):
         st = sets[name]
         keep = ~np.isnan(st.dice)
@@ -346,34 +275,78 @@ def evaluate_ood(model: nn.Module, prepared: str | os.PathLike, ood_root: str | 
             if not np.isfinite(v).all():
                 raise ValueError(f"model gives non-finite {m} scores on {name} (diverged weights?)")
 
+
+def _set_metrics(sets: dict[str, ImageScores]) -> dict[str, Any]:
+    """The method-free numbers: the accept-everything and oracle scores, ID Dice, image counts."""
+    dice_test = sets["id_test"].dice
+    return {
+        "score_accept_all": json_number(ood.accept_all_score(dice_test, len(sets["near_test"]) + len(sets["far_test"]))),
+        "score_oracle": json_number(ood.oracle_score(dice_test)),
+        "id_dice_val": json_number(sets["id_val"].dice.mean()),
+        "id_dice_test": json_number(dice_test.mean()),
+        "images": {name: len(st) for name, st in sets.items()},
+    }
+
+
+def evaluate_ood(predictor: Predictor, prepared: str | os.PathLike, ood_root: str | os.PathLike, *, eval_split: str,
+                 method: str, temperature: float, percentile: float, batch_size: int, feature_layer: str | None = None,
+                 fit_images: int = 1000, progress: bool = True) -> OODEvaluation:
+    """Score ``predictor`` on the OOD benchmark: every method's detection metrics, calibrated threshold and score.
+
+    ``metrics`` keys (the configured ``method``, on test): auroc/fpr95/aupr _near/_far, score,
+    score_accept_all, score_oracle, threshold, accepted_id_frac, refused_near_frac, refused_far_frac;
+    ``methods.<m>`` holds the same per method, plus ``val_``-prefixed detection metrics. Images are
+    resized to ``predictor.input_size``; ID Dice uses ``postprocess.to_labels(.., predictor.min_area)``.
+    """
+    methods = method_names(method, percentile)
+    if not temperature > 0:
+        raise ValueError(f"temperature: must be > 0, got {temperature}")
+    if int(batch_size) < 1:
+        raise ValueError(f"batch_size: must be >= 1, got {batch_size}")
+    input_size = (int(predictor.input_size[0]), int(predictor.input_size[1]))
+    ood_root = Path(ood_root)
+    ood_paths = list_ood_images(ood_root)
+    val_samples, test_samples, notes = _id_samples(prepared, eval_split)
+    predictor.model.eval()
+    scorer = fit_mahalanobis(predictor.model, prepared, input_size, predictor.device, feature_layer,
+                             batch_size=max(batch_size, 16), max_images=fit_images, progress=progress)
+    sets, layer = _score_sets(predictor, val_samples, test_samples, ood_paths, ood_root, eval_split, feature_layer,
+                              input_size=input_size, device=predictor.device, methods=methods, temperature=temperature,
+                              percentile=percentile, maha=scorer.torch_buffers(), batch_size=int(batch_size),
+                              progress=progress)
+    _drop_unscored(sets, notes, prepared)
     per_method, thresholds = {}, {}
     for m in methods:
         per_method[m], thresholds[m] = method_metrics(sets, m)
-    dice_test = sets["id_test"].dice
-    n_ood_test = len(sets["near_test"]) + len(sets["far_test"])
-    metrics = {
-        "method": method,
-        **per_method[method],
-        "score_accept_all": _num(ood.accept_all_score(dice_test, n_ood_test)),
-        "score_oracle": _num(ood.oracle_score(dice_test)),
-        "id_dice_val": _num(sets["id_val"].dice.mean()),
-        "id_dice_test": _num(dice_test.mean()),
-        "images": {name: len(st) for name, st in sets.items()},
-        "id_split": eval_split,
-        "feature_layer": tap.name,
-        "mahalanobis_fit_images": int(min(len(load_cache(prepared, "train")), max(2, fit_images))),
-        "methods": per_method,
-    }
+    metrics = {"method": method, **per_method[method], **_set_metrics(sets), "id_split": eval_split,
+               "feature_layer": layer,
+               "mahalanobis_fit_images": int(min(len(load_cache(prepared, "train")), max(2, fit_images))),
+               "methods": per_method}
     if notes:
         metrics["notes"] = notes
-    return OODEvaluation(method, methods, sets, thresholds, metrics, scorer, tap.name, float(temperature), notes)
+    return OODEvaluation(method, methods, sets, thresholds, metrics, scorer, layer, float(temperature), notes)
+
+
+def ood_benchmark(predictor: Predictor, prepared: str | os.PathLike, ood_root: str | os.PathLike, eval_split: str,
+                  cfg: OODConfig, batch_size: int, plots: str | os.PathLike, ood_model_path: str | os.PathLike,
+                  name: str) -> dict[str, Any]:
+    """`evaluate_ood` with the ``ood`` params, its plots and per-image CSV under ``plots``, and the
+    deployable ``(logits, include)`` model saved to ``ood_model_path``; returns the metrics block."""
+    ev = evaluate_ood(predictor, prepared, ood_root, eval_split=eval_split, method=cfg.method,
+                      temperature=cfg.temperature, percentile=cfg.percentile, batch_size=batch_size)
+    plots = Path(plots)
+    roc_plot(ev, plots / "ood_roc.png", title=f"{name}: OOD detection")
+    score_histogram(ev, plots / "ood_scores.png", title=f"{name}: {cfg.method} on test")
+    write_scores_csv(ev, plots / "ood_scores.csv")
+    save_ood_model(ood_model_from(ev, predictor.model), ood_model_path)
+    return ev.metrics
 
 
 # --------------------------------------------------------------------------------------------
 # The deployable model
 # --------------------------------------------------------------------------------------------
-def build_ood_model(model: nn.Module, method: str, threshold: float, scorer: ood.MahalanobisScorer | None = None,
-                    feature_layer: str | None = None, temperature: float = 1.0) -> ood.OODSegmenter:
+def build_ood_model(model: nn.Module, method: str, threshold: float, temperature: float,
+                    scorer: ood.MahalanobisScorer | None = None, feature_layer: str | None = None) -> ood.OODSegmenter:
     """``OODSegmenter`` whose forward returns ``(logits, include)`` with the calibrated rule.
 
     The Mahalanobis buffers are stored whenever a scorer is given (needed for method "mahalanobis").
@@ -390,8 +363,8 @@ def build_ood_model(model: nn.Module, method: str, threshold: float, scorer: ood
 def ood_model_from(evaluation: OODEvaluation, model: nn.Module, method: str | None = None) -> ood.OODSegmenter:
     """`build_ood_model` with an evaluation's calibrated threshold for ``method`` (default: the configured one)."""
     method = method or evaluation.method
-    return build_ood_model(model, method, evaluation.thresholds[method], evaluation.scorer,
-                           evaluation.feature_layer, evaluation.temperature)
+    return build_ood_model(model, method, evaluation.thresholds[method], evaluation.temperature, evaluation.scorer,
+                           evaluation.feature_layer)
 
 
 def save_ood_model(ood_model: ood.OODSegmenter, path: str | os.PathLike) -> None:
@@ -402,25 +375,8 @@ def save_ood_model(ood_model: ood.OODSegmenter, path: str | os.PathLike) -> None
 
 
 # --------------------------------------------------------------------------------------------
-# Report: table, plots, per-image CSV
+# Report: plots, per-image CSV
 # --------------------------------------------------------------------------------------------
-def _fmt(v: Any, digits: int = 3) -> str:
-    return "–" if v is None else f"{v:.{digits}f}"
-
-
-def method_table(ood_metrics: dict[str, Any]) -> str:
-    """Markdown table of every method on test: AUROC/FPR95 near/far and the OOD score (configured one in bold)."""
-    rows = ["| method | AUROC near | AUROC far | FPR95 near | FPR95 far | OOD score |",
-            "|---|---:|---:|---:|---:|---:|"]
-    for m, r in ood_metrics["methods"].items():
-        name = f"**{m}**" if m == ood_metrics.get("method") else m
-        cells = [r.get(k) for k in ("auroc_near", "auroc_far", "fpr95_near", "fpr95_far", "score")]
-        rows.append(f"| {name} | " + " | ".join(_fmt(c) for c in cells) + " |")
-    for label, key in (("accept everything", "score_accept_all"), ("oracle (mean ID Dice)", "score_oracle")):
-        rows.append(f"| _{label}_ | – | – | – | – | {_fmt(ood_metrics.get(key))} |")
-    return "\n".join(rows) + "\n"
-
-
 def roc_plot(evaluation: OODEvaluation, path: str | os.PathLike, title: str = "") -> None:
     """ROC curves (OOD positive) on test, near and far panels: the configured method bold, the others light."""
     from sklearn.metrics import roc_curve

@@ -22,7 +22,7 @@ import numpy as np
 from tqdm import tqdm
 
 from cityseg.io import DataError, atomic_dir, link_or_copy, read_image, write_json, write_png
-from cityseg.oodlayout import GROUPS, IMAGE_EXTENSIONS, SPLITS, images_under, list_ood_images  # noqa: F401 (re-exported)
+from cityseg.oodlayout import GROUPS, IMAGE_EXTENSIONS, SPLITS, images_under, list_ood_images
 from cityseg.parallel import pmap
 
 FAR_KINDS = (

@@ -12,19 +12,15 @@ from pathlib import Path
 from typing import Iterable, Mapping, Optional, Sequence
 
 import numpy as np
-import torch
 from tqdm import tqdm
 
 from cityseg import labels as L
-from cityseg.evaluate import iter_predictions, predict_logits
+from cityseg.evaluate import iter_predictions, json_number
+from cityseg.inference import Predictor, predict_logits
 from cityseg.metrics import DiceMeter, dice_per_class, image_dice
 from cityseg.plots import plt, save_figure
 from cityseg.postprocess import to_labels
 from cityseg.testbed import CLEAN, CONDITION_NAMES, read_pair, read_testbed
-
-
-def _num(v: float | None) -> float | None:
-    return None if v is None or math.isnan(v) else round(float(v), 6)
 
 
 def _mean(values: Iterable[float | None]) -> float | None:
@@ -41,40 +37,38 @@ def summarize_robustness(dice_clean: float, dice: Mapping[tuple[str, int], float
     ``dice_heldout_mean`` / ``dice_seen_mean`` over the entries of conditions in / not in ``heldout``
     (None when there are none); ``images``. NaN Dice (no scorable image) is written as None.
     """
-    out: dict = {"dice_clean": _num(dice_clean)}
+    out: dict = {"dice_clean": json_number(dice_clean)}
     if images is not None:
         out["images"] = int(images)
     by_condition: dict[str, list[float]] = {}
     for (name, sev), value in dice.items():
-        out[f"{name}_{sev}"] = _num(value)
+        out[f"{name}_{sev}"] = json_number(value)
         by_condition.setdefault(name, []).append(value)
     for name, values in by_condition.items():
-        out[f"{name}_mean"] = _num(_mean(values))
+        out[f"{name}_mean"] = json_number(_mean(values))
     corrupted = _mean(dice.values())
-    out["dice_corrupted_mean"] = _num(corrupted)
+    out["dice_corrupted_mean"] = json_number(corrupted)
     clean_ok = dice_clean is not None and not math.isnan(dice_clean) and dice_clean > 0
-    out["retention"] = _num(corrupted / dice_clean) if corrupted is not None and clean_ok else None
-    out["dice_heldout_mean"] = _num(_mean(v for (n, _), v in dice.items() if n in heldout))
-    out["dice_seen_mean"] = _num(_mean(v for (n, _), v in dice.items() if n not in heldout))
+    out["retention"] = json_number(corrupted / dice_clean) if corrupted is not None and clean_ok else None
+    out["dice_heldout_mean"] = json_number(_mean(v for (n, _), v in dice.items() if n in heldout))
+    out["dice_seen_mean"] = json_number(_mean(v for (n, _), v in dice.items() if n not in heldout))
     return out
 
 
-def _folder_dice(model: torch.nn.Module, folder: Path, split: str, input_size: tuple[int, int], batch_size: int,
-                 device: torch.device, bar: tqdm, min_area: float) -> float:
+def _folder_dice(p: Predictor, folder: Path, split: str, batch_size: int, bar: tqdm) -> float:
     meter = DiceMeter()
-    for _, _, label, logits in iter_predictions(model, folder, split, input_size, batch_size, device, progress=False):
-        meter.update(to_labels(logits, min_area).numpy(), label, batched=False)
+    for _, _, label, logits in iter_predictions(p.model, folder, split, p.input_size, batch_size, p.device, False):
+        meter.update(to_labels(logits, p.min_area).numpy(), label, batched=False)
         bar.update()
     return meter.mean()
 
 
-def evaluate_robustness(model: torch.nn.Module, input_size: tuple[int, int], weather_root: str | os.PathLike,
-                        device: torch.device, batch_size: int, heldout: Optional[Sequence[str]] = None,
-                        progress: bool = True, min_area: float = 0.0) -> dict:
-    """Competition Dice of ``model`` on every condition and severity of the test bed, plus the clean Dice
+def evaluate_robustness(predictor: Predictor, weather_root: str | os.PathLike, batch_size: int,
+                        heldout: Optional[Sequence[str]] = None, progress: bool = True) -> dict:
+    """Competition Dice of ``predictor`` on every condition and severity of the test bed, plus the clean Dice
     of the same images; returns :func:`summarize_robustness`'s flat dict (nest it under "robustness").
 
-    ``heldout`` defaults to the test bed's own ``weather.heldout``; ``min_area`` as in ``postprocess.to_labels``.
+    ``heldout`` defaults to the test bed's own ``weather.heldout``.
     """
     root = Path(weather_root)
     manifest = read_testbed(root)
@@ -82,12 +76,10 @@ def evaluate_robustness(model: torch.nn.Module, input_size: tuple[int, int], wea
     heldout = list(manifest.get("heldout", []) if heldout is None else heldout)
     folders = [(name, int(sev)) for name, sevs in manifest["conditions"].items() for sev in sevs]
     bar = tqdm(total=n * (1 + len(folders)), desc="robustness", unit="img", disable=not progress)
-    model.eval()
-    clean = _folder_dice(model, root / manifest["clean"], split, input_size, batch_size, device, bar, min_area)
+    clean = _folder_dice(predictor, root / manifest["clean"], split, batch_size, bar)
     dice = {}
     for name, sev in folders:
-        dice[(name, sev)] = _folder_dice(model, root / name / str(sev), split, input_size, batch_size, device, bar,
-                                         min_area)
+        dice[(name, sev)] = _folder_dice(predictor, root / name / str(sev), split, batch_size, bar)
         bar.set_postfix_str(f"{name}_{sev} {dice[(name, sev)]:.3f}")
     bar.close()
     return summarize_robustness(clean, dice, heldout, images=n)
@@ -135,9 +127,8 @@ def _grid_conditions(manifest: dict) -> list[tuple[str, int]]:
     return [(name, max(conditions[name])) for name in ("fog", "rain") if conditions.get(name)]
 
 
-def qualitative_grid(model: torch.nn.Module, input_size: tuple[int, int], weather_root: str | os.PathLike,
-                     device: torch.device, path: str | os.PathLike, n: int = 2,
-                     conditions: Optional[Sequence[tuple[str, int]]] = None, min_area: float = 0.0) -> None:
+def qualitative_grid(predictor: Predictor, weather_root: str | os.PathLike, path: str | os.PathLike, n: int = 2,
+                     conditions: Optional[Sequence[tuple[str, int]]] = None) -> None:
     """Rows of (image | coloured prediction with its Dice | ground truth) for clean, the harshest fog and
     the harshest rain (or ``conditions``) of the first ``n`` test-bed images."""
     root = Path(weather_root)
@@ -146,13 +137,14 @@ def qualitative_grid(model: torch.nn.Module, input_size: tuple[int, int], weathe
     rows = [(CLEAN, None)] + list(conditions if conditions is not None else _grid_conditions(manifest))
     stems = manifest["stems"][:n]
     fig, axes = plt.subplots(len(stems) * len(rows), 3, figsize=(10.5, 1.9 * len(stems) * len(rows)), squeeze=False)
-    model.eval()
+    predictor.model.eval()
     r = 0
     for stem in stems:
         for name, sev in rows:
             folder = root / manifest["clean"] if name == CLEAN else root / name / str(sev)
             image, label = read_pair(folder, split, stem)
-            pred = to_labels(predict_logits(model, [image], input_size, device)[0], min_area).cpu().numpy()
+            logits = predict_logits(predictor.model, [image], predictor.input_size, predictor.device)[0]
+            pred = to_labels(logits, predictor.min_area).cpu().numpy()
             score = image_dice(dice_per_class(pred, label))
             pred_shown = L.colorize(np.where(label == L.IGNORE_INDEX, L.IGNORE_INDEX, pred).astype(np.uint8))
             for ax, shown, text in zip(axes[r], (image, pred_shown, L.colorize(label)),

@@ -22,7 +22,6 @@ from functools import partial
 from pathlib import Path
 from typing import Callable, Optional
 
-import cv2
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -32,12 +31,13 @@ from tqdm import tqdm
 
 from cityseg.config import ConfigError, ModelConfig, TrainConfig
 from cityseg.dataset import CacheSplit, SegDataset, load_cache, read_manifest
+from cityseg.inference import Precision, autocast, forward, logits_at, predict_logits, resolve_device
 from cityseg.io import DataError, atomic_path, write_json
 from cityseg.labels import IGNORE_INDEX, NUM_CLASSES, colorize
 from cityseg.metrics import ConfusionMatrix, DiceMeter
 from cityseg.models import build_model, pad_multiple, save_checkpoint
 from cityseg.postprocess import to_labels
-from cityseg.transforms import build_eval_transform, build_train_transform, normalize
+from cityseg.transforms import build_eval_transform, build_train_transform
 
 log = logging.getLogger(__name__)
 
@@ -49,16 +49,6 @@ HASH_EXCLUDED = ("num_workers",)
 
 
 # --------------------------------------------------------------------------- set-up helpers
-
-
-def resolve_device(device: str | torch.device | None = None) -> torch.device:
-    """``device`` as a torch.device; None = CUDA when available, else CPU."""
-    if device is None:
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(device)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device {device} requested but CUDA is not available")
-    return device
 
 
 def amp_dtype_for(device: torch.device, amp: str) -> Optional[torch.dtype]:
@@ -94,15 +84,18 @@ def _epoch_seed(seed: int, epoch: int) -> int:
     return int(np.random.SeedSequence([int(seed) & 0xFFFFFFFF, int(epoch), 0x5EED]).generate_state(1, np.uint64)[0])
 
 
-def make_loader(dataset: SegDataset, batch_size: int, shuffle: bool, num_workers: int = 0,
-                pin_memory: bool = False, seed: int = 0, epoch: int = 0) -> DataLoader:
-    """A DataLoader whose shuffle order depends only on (seed, epoch).
+def drops_last_batch(n: int, batch_size: int) -> bool:
+    """Whether a training epoch drops its final batch: a batch of one image (BatchNorm and pooling
+    branches such as ASPP cannot train on a single 1x1 feature)."""
+    return n > batch_size and n % batch_size == 1
 
-    A final training batch of one image is dropped: BatchNorm (and pooling branches such as
-    ASPP) cannot train on a single 1x1 feature.
-    """
+
+def make_loader(dataset: SegDataset, batch_size: int, shuffle: bool, num_workers: int, seed: int,
+                pin_memory: bool = False, epoch: int = 0) -> DataLoader:
+    """A DataLoader whose shuffle order depends only on (seed, epoch); training (shuffle) loaders
+    follow `drops_last_batch`."""
     dataset.set_epoch(epoch)
-    drop_last = shuffle and len(dataset) > batch_size and len(dataset) % batch_size == 1
+    drop_last = shuffle and drops_last_batch(len(dataset), batch_size)
     generator = torch.Generator().manual_seed(_epoch_seed(seed, epoch)) if shuffle else None
     return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, generator=generator,
                       num_workers=num_workers, pin_memory=pin_memory, drop_last=drop_last)
@@ -110,9 +103,12 @@ def make_loader(dataset: SegDataset, batch_size: int, shuffle: bool, num_workers
 
 def steps_per_epoch(n: int, batch_size: int) -> int:
     """Optimizer steps per epoch, matching ``make_loader(shuffle=True)``."""
-    if n > batch_size and n % batch_size == 1:
-        return n // batch_size
-    return math.ceil(n / batch_size)
+    return n // batch_size if drops_last_batch(n, batch_size) else math.ceil(n / batch_size)
+
+
+def images_per_epoch(n: int, batch_size: int) -> int:
+    """Training images seen per epoch, matching ``make_loader(shuffle=True)``."""
+    return n - 1 if drops_last_batch(n, batch_size) else n
 
 
 def build_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
@@ -176,7 +172,7 @@ def soft_dice_loss(logits: torch.Tensor, target: torch.Tensor, ignore_index: int
     return 1.0 - dice[present].mean()
 
 
-def seg_loss(logits: torch.Tensor, target: torch.Tensor, dice_weight: float = 0.0) -> torch.Tensor:
+def seg_loss(logits: torch.Tensor, target: torch.Tensor, dice_weight: float) -> torch.Tensor:
     """CrossEntropy(ignore 255) + dice_weight x soft Dice loss, computed in float32."""
     logits = logits.float()
     loss = F.cross_entropy(logits, target, ignore_index=IGNORE_INDEX)
@@ -197,13 +193,9 @@ def build_loss(cfg: TrainConfig) -> Callable[[torch.Tensor, torch.Tensor], torch
 # --------------------------------------------------------------------------- one epoch
 
 
-def _autocast(device: torch.device, amp_dtype: Optional[torch.dtype]):
-    return torch.autocast(device.type, dtype=amp_dtype or torch.bfloat16, enabled=amp_dtype is not None)
-
-
 def _to_device(images: torch.Tensor, masks: torch.Tensor, device: torch.device,
                channels_last: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
-    """Move a batch to ``device``, in channels_last memory format when asked."""
+    """Move a training batch to ``device``, in channels_last memory format when asked."""
     images = images.to(device, non_blocking=True)
     if channels_last:
         images = images.contiguous(memory_format=torch.channels_last)
@@ -212,8 +204,8 @@ def _to_device(images: torch.Tensor, masks: torch.Tensor, device: torch.device,
 
 def train_one_epoch(model: nn.Module, loader: DataLoader, optimizer: torch.optim.Optimizer,
                     scheduler: Optional[torch.optim.lr_scheduler.LRScheduler], loss_fn: Callable,
-                    device: torch.device, amp_dtype: Optional[torch.dtype] = None,
-                    progress: bool = False, desc: str = "train", channels_last: bool = False) -> float:
+                    device: torch.device, amp_dtype: Optional[torch.dtype], channels_last: bool,
+                    progress: bool = False, desc: str = "train") -> float:
     """One pass over ``loader`` (scheduler stepped per iteration); returns the mean loss per image."""
     model.train()
     total = torch.zeros((), dtype=torch.float64, device=device)  # summed on device: no sync per step
@@ -221,7 +213,7 @@ def train_one_epoch(model: nn.Module, loader: DataLoader, optimizer: torch.optim
     bar = tqdm(loader, desc=desc, unit="batch", disable=not progress)
     for step, (images, masks) in enumerate(bar):
         images, masks = _to_device(images, masks, device, channels_last)
-        with _autocast(device, amp_dtype):
+        with autocast(device, amp_dtype):
             logits = model(images)
         loss = loss_fn(logits, masks)
         optimizer.zero_grad(set_to_none=True)
@@ -241,31 +233,25 @@ def train_one_epoch(model: nn.Module, loader: DataLoader, optimizer: torch.optim
     return mean
 
 
-def _logits_at(logits: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-    """Bilinearly resize (B, C, h, w) logits to the label size when they differ."""
-    if tuple(logits.shape[-2:]) == tuple(size):
-        return logits
-    return F.interpolate(logits.float(), size=size, mode="bilinear", align_corners=False)
-
-
 @torch.inference_mode()
 def evaluate(model: nn.Module, loader: DataLoader, loss_fn: Callable, device: torch.device,
-             amp_dtype: Optional[torch.dtype] = None, min_area: float = 0.0) -> dict:
+             min_area: float) -> dict:
     """Validation: mean loss per image, competition Dice (per-image, then mean) and mIoU.
 
-    Predictions go through ``postprocess.to_labels(.., min_area)``, as in evaluation.
-
-    Labels may be larger than the network input (the val cache at cache size); logits are
-    resized to the labels as the competition scores at the label resolution.
+    Runs at evaluation precision (`inference.Precision.evaluation`) and post-processes with
+    ``postprocess.to_labels(.., min_area)``, as evaluation does. The batches come resized and
+    normalised by the DataLoader (the albumentations eval transform: cv2 bilinear, as
+    `inference.to_batch`), so they join the one inference path at `inference.forward`. Labels may be
+    larger than the network input (the val cache at cache size): logits are resized to them
+    (`inference.logits_at`), as the competition scores there.
     """
     model.eval()
+    precision = Precision.evaluation(device)
     dice, cm = DiceMeter(NUM_CLASSES, IGNORE_INDEX), ConfusionMatrix(NUM_CLASSES, IGNORE_INDEX)
     total, seen = 0.0, 0
     for images, masks in loader:
-        images, masks = _to_device(images, masks, device, channels_last=device.type == "cuda")
-        with _autocast(device, amp_dtype):
-            logits = model(images)
-        logits = _logits_at(logits, masks.shape[-2:])
+        masks = masks.to(device, non_blocking=True)
+        logits = logits_at(forward(model, images, device, precision), masks.shape[-2:])
         total += float(loss_fn(logits, masks)) * images.shape[0]
         seen += images.shape[0]
         pred = to_labels(logits, min_area)
@@ -276,21 +262,61 @@ def evaluate(model: nn.Module, loader: DataLoader, loss_fn: Callable, device: to
     return {"loss": total / seen, "dice": dice.mean(), "miou": cm.compute()["miou"]}
 
 
-@torch.inference_mode()
 def overlay(model: nn.Module, cache: CacheSplit, index: int, size: tuple[int, int], device: torch.device,
-            amp_dtype: Optional[torch.dtype] = None, min_area: float = 0.0) -> np.ndarray:
+            min_area: float) -> np.ndarray:
     """image | ground truth | prediction of one cache sample, side by side: (h, 3w, 3) uint8."""
     model.eval()
     image, gt = np.asarray(cache.images[index]), np.asarray(cache.labels[index])
-    x = normalize(cv2.resize(image, (int(size[1]), int(size[0])), interpolation=cv2.INTER_LINEAR))[None]
-    x, _ = _to_device(x, torch.zeros(0), device, channels_last=device.type == "cuda")
-    with _autocast(device, amp_dtype):
-        logits = model(x)
-    pred = to_labels(_logits_at(logits, gt.shape)[0], min_area).cpu().numpy()
+    pred = to_labels(predict_logits(model, [image], size, device)[0], min_area).cpu().numpy()
     return np.concatenate([image, colorize(gt), colorize(pred)], axis=1)
 
 
-# --------------------------------------------------------------------------- checkpoints
+# --------------------------------------------------------------------------- resume state
+
+
+@dataclasses.dataclass
+class ResumeState:
+    """What the resume checkpoint ``last.pt`` holds: enough to continue a run exactly where it stopped.
+
+    Saved as a plain dict of these fields (tensors and plain types: loadable with weights_only=True).
+    """
+
+    config_hash: str  # `config_hash` of the run: a checkpoint of another config or data is ignored
+    epoch: int = 0  # epochs done
+    model: Optional[dict] = None  # state_dicts as of the end of ``epoch``
+    optimizer: Optional[dict] = None
+    scheduler: Optional[dict] = None
+    best_score: float = -math.inf  # selection score of best.pt (higher = better)
+    best: Optional[dict] = None  # {"epoch", "val_dice", "val_miou", "val_loss"} of best.pt
+    history: list = dataclasses.field(default_factory=list)  # one record per epoch done
+    train_time_s: float = 0.0
+    loop_time_s: float = 0.0
+    rng: Optional[dict] = None  # `_rng_state` (torch, numpy, python, cuda): dropout draws continue
+
+
+def write_resume(path: Path, state: ResumeState) -> None:
+    """Write ``state`` atomically (an interrupted write leaves the previous checkpoint)."""
+    with atomic_path(path) as tmp:
+        torch.save({f.name: getattr(state, f.name) for f in dataclasses.fields(ResumeState)}, tmp)
+
+
+def read_resume(path: Path, expected_hash: str) -> Optional[ResumeState]:
+    """The resume state at ``path`` when it is readable and of this config and data, else None."""
+    if not path.is_file():
+        return None
+    try:
+        raw = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # a truncated or foreign file: start over rather than crash
+        log.warning("ignoring unreadable resume checkpoint %s (%s)", path, exc)
+        return None
+    if not isinstance(raw, dict) or raw.get("config_hash") != expected_hash:
+        log.info("resume checkpoint %s is for another config/data; starting from scratch", path)
+        return None
+    names = [f.name for f in dataclasses.fields(ResumeState)]
+    if any(name not in raw for name in names):
+        log.warning("ignoring incomplete resume checkpoint %s (missing %s)", path, [n for n in names if n not in raw])
+        return None
+    return ResumeState(**{name: raw[name] for name in names})
 
 
 def _rng_state() -> dict:
@@ -316,6 +342,99 @@ def _set_rng_state(state: dict) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
+def _copy_atomic(src: Path, dst: Path) -> None:
+    with atomic_path(dst) as tmp:
+        shutil.copyfile(src, tmp)
+
+
+# --------------------------------------------------------------------------- fit
+
+
+@dataclasses.dataclass
+class _Setup:
+    """What ``fit`` builds once: the network and its optimiser, the data, and how batches run."""
+
+    model: nn.Module
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LambdaLR
+    loss_fn: Callable
+    train_ds: SegDataset
+    val_loader: DataLoader
+    val_cache: CacheSplit
+    device: torch.device
+    amp_dtype: Optional[torch.dtype]  # training autocast (train.amp); validation runs as evaluation
+    channels_last: bool  # training input memory format
+    steps: int  # optimizer steps per epoch
+
+    @property
+    def n_params(self) -> int:
+        return sum(p.numel() for p in self.model.parameters())
+
+
+def _read_splits(prepared_root: str | Path) -> tuple[dict, CacheSplit, CacheSplit]:
+    manifest = read_manifest(prepared_root)
+    train_cache, val_cache = load_cache(prepared_root, "train"), load_cache(prepared_root, "val")
+    if len(train_cache) == 0 or len(val_cache) == 0:
+        raise DataError(f"{prepared_root}: need training and validation images, have "
+                        f"{len(train_cache)} train / {len(val_cache)} val")
+    return manifest, train_cache, val_cache
+
+
+def _build_net(model_cfg: ModelConfig, train_cfg: TrainConfig, device: torch.device, channels_last: bool) -> nn.Module:
+    """The seeded, freshly initialised network on ``device``, checked against ``train.size``."""
+    seed_everything(train_cfg.seed)
+    model = build_model(model_cfg).to(device)
+    # smp models reject sizes that are not a multiple of their output stride (checked by module
+    # name: importing smp costs seconds when the model is one of ours).
+    multiple = pad_multiple(model) if type(model).__module__.startswith("segmentation_models_pytorch") else 1
+    if any(v % multiple for v in train_cfg.size):
+        raise ConfigError(f"train.size {list(train_cfg.size)} must be divisible by {multiple} for model.arch={model_cfg.arch!r}")
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True  # fixed input size: let cuDNN pick the fastest kernels
+    return model.to(memory_format=torch.channels_last) if channels_last else model
+
+
+def _build(model_cfg: ModelConfig, train_cfg: TrainConfig, prepared_root: str | Path,
+           device: torch.device) -> tuple[_Setup, str]:
+    """(everything one run needs, the run's `config_hash`)."""
+    cuda = device.type == "cuda"
+    manifest, train_cache, val_cache = _read_splits(prepared_root)
+    cfg_hash = config_hash(model_cfg, train_cfg, manifest)
+    channels_last = cuda or train_cfg.cpu_channels_last
+    model = _build_net(model_cfg, train_cfg, device, channels_last)
+    optimizer = build_optimizer(model, train_cfg)
+    steps = steps_per_epoch(len(train_cache), train_cfg.batch_size)
+    scheduler = build_scheduler(optimizer, train_cfg, steps)
+    train_ds = SegDataset(train_cache, build_train_transform(train_cfg), seed=train_cfg.seed)
+    # Validation keeps the masks at cache size; the logits are resized to them.
+    val_ds = SegDataset(val_cache, build_eval_transform(train_cfg.size, resize_mask=False), seed=train_cfg.seed)
+    val_loader = make_loader(val_ds, train_cfg.batch_size, shuffle=False, num_workers=train_cfg.num_workers,
+                             seed=train_cfg.seed, pin_memory=cuda)
+    return _Setup(model, optimizer, scheduler, build_loss(train_cfg), train_ds, val_loader, val_cache, device,
+                  amp_dtype_for(device, train_cfg.amp), channels_last, steps), cfg_hash
+
+
+def _resume(setup: _Setup, cfg_hash: str, resume_dir: Path, out_dir: Path, epochs: int) -> ResumeState:
+    """The state to continue from: a matching ``last.pt`` loaded into ``setup``, or a fresh start."""
+    state = read_resume(resume_dir / RESUME_NAME, cfg_hash)
+    if state is None:
+        return ResumeState(cfg_hash)
+    setup.model.load_state_dict(state.model)
+    setup.optimizer.load_state_dict(state.optimizer)
+    setup.scheduler.load_state_dict(state.scheduler)
+    _set_rng_state(state.rng)
+    # `dvc repro` deletes a stage's outputs before re-running it: restore best.pt from the copy kept
+    # beside last.pt.
+    if not (out_dir / BEST_NAME).is_file():
+        if (resume_dir / BEST_NAME).is_file():
+            _copy_atomic(resume_dir / BEST_NAME, out_dir / BEST_NAME)
+        else:
+            log.warning("best checkpoint of the interrupted run is gone; choosing the best anew")
+            state.best_score, state.best = -math.inf, None
+    log.info("resuming from %s after epoch %d of %d", resume_dir / RESUME_NAME, state.epoch, epochs)
+    return state
+
+
 def _log_epoch(live, record: dict) -> None:
     """One epoch's numbers to DVCLive (plots/metrics/<name>.tsv, x = step = epoch - 1)."""
     live.log_metric("train/loss", record["train_loss"])
@@ -325,26 +444,82 @@ def _log_epoch(live, record: dict) -> None:
     live.log_metric("lr", record["lr"])
 
 
-def _copy_atomic(src: Path, dst: Path) -> None:
-    with atomic_path(dst) as tmp:
-        shutil.copyfile(src, tmp)
+def _run_epoch(setup: _Setup, state: ResumeState, live, cfg: TrainConfig, epoch: int, progress: bool) -> dict:
+    """Train one epoch, validate, log it (DVCLive row + overlay); returns the validation scores."""
+    t0 = time.perf_counter()
+    loader = make_loader(setup.train_ds, cfg.batch_size, shuffle=True, num_workers=cfg.num_workers,
+                         pin_memory=setup.device.type == "cuda", seed=cfg.seed, epoch=epoch)
+    train_loss = train_one_epoch(setup.model, loader, setup.optimizer, setup.scheduler, setup.loss_fn, setup.device,
+                                 setup.amp_dtype, setup.channels_last, progress=progress,
+                                 desc=f"epoch {epoch + 1}/{cfg.epochs}")
+    if setup.device.type == "cuda":
+        torch.cuda.synchronize()
+    loop_s = time.perf_counter() - t0
+    val = evaluate(setup.model, setup.val_loader, setup.loss_fn, setup.device, cfg.min_class_area)
+    record = {"epoch": epoch + 1, "train_loss": train_loss, "val_loss": val["loss"], "val_dice": val["dice"],
+              "val_miou": val["miou"], "lr": setup.optimizer.param_groups[0]["lr"],
+              "images_per_s": images_per_epoch(len(setup.train_ds), cfg.batch_size) / loop_s}
+    state.history.append(record)
+    _log_epoch(live, record)
+    live.log_image("overlay.png", overlay(setup.model, setup.val_cache, OVERLAY_INDEX, tuple(cfg.size), setup.device,
+                                          cfg.min_class_area))
+    live.next_step()
+    epoch_s = time.perf_counter() - t0
+    state.train_time_s += epoch_s
+    state.loop_time_s += loop_s
+    log.info("epoch %d/%d: train loss %.4f, val loss %.4f, val dice %.4f, val mIoU %.4f (%.1f s)",
+             epoch + 1, cfg.epochs, train_loss, val["loss"], val["dice"], val["miou"], epoch_s)
+    return val
 
 
-def _load_resume(path: Path, expected_hash: str) -> Optional[dict]:
-    if not path.is_file():
-        return None
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # a truncated or foreign file: start over rather than crash
-        log.warning("ignoring unreadable resume checkpoint %s (%s)", path, exc)
-        return None
-    if state.get("config_hash") != expected_hash:
-        log.info("resume checkpoint %s is for another config/data; starting from scratch", path)
-        return None
-    return state
+def _keep_best(setup: _Setup, state: ResumeState, val: dict, epoch: int, model_cfg: ModelConfig,
+               train_cfg: TrainConfig, resume_dir: Path, out_dir: Path) -> None:
+    """Save best.pt (beside last.pt, copied to ``out_dir``) when this epoch beats the best so far."""
+    score = val["dice"] if train_cfg.select_by == "dice" else -val["loss"]
+    score = -math.inf if math.isnan(score) else score
+    if state.best is None or score > state.best_score:
+        state.best_score = score
+        state.best = {"epoch": epoch + 1, "val_dice": val["dice"], "val_miou": val["miou"], "val_loss": val["loss"]}
+        save_checkpoint(resume_dir / BEST_NAME, setup.model, model_cfg, **state.best,  # atomic
+                        train_time_s=state.train_time_s, device=str(setup.device), select_by=train_cfg.select_by,
+                        train=dataclasses.asdict(train_cfg))
+        _copy_atomic(resume_dir / BEST_NAME, out_dir / BEST_NAME)
 
 
-# --------------------------------------------------------------------------- fit
+def _save_resume(setup: _Setup, state: ResumeState, epochs_done: int, path: Path) -> None:
+    state.epoch = epochs_done
+    state.model, state.optimizer = setup.model.state_dict(), setup.optimizer.state_dict()
+    state.scheduler, state.rng = setup.scheduler.state_dict(), _rng_state()
+    write_resume(path, state)
+
+
+def _finish(setup: _Setup, state: ResumeState, live, cfg: TrainConfig, out_dir: Path, resume_dir: Path) -> dict:
+    """The run summary (also to DVCLive and ``out_dir/summary.json``); removes the resume files."""
+    best, history = state.best, state.history
+    images_seen = len(history) * images_per_epoch(len(setup.train_ds), cfg.batch_size)
+    summary = {
+        "best_epoch": best["epoch"],
+        "val_dice": best["val_dice"],
+        "val_miou": best["val_miou"],
+        "val_loss": best["val_loss"],
+        "select_by": cfg.select_by,
+        "epochs": cfg.epochs,
+        "final_train_loss": history[-1]["train_loss"],
+        "train_time_s": round(state.train_time_s, 3),
+        "train_images_per_s": round(images_seen / state.loop_time_s, 3) if state.loop_time_s > 0 else None,
+        "params": setup.n_params,
+        "device": str(setup.device),
+        "amp": str(setup.amp_dtype).replace("torch.", "") if setup.amp_dtype else "fp32",
+        "history": history,
+    }
+    live.summary["best"] = {key: summary[key] for key in ("best_epoch", "val_dice", "val_miou", "val_loss")}
+    live.end()
+    write_json(out_dir / "summary.json", summary)
+    (resume_dir / RESUME_NAME).unlink(missing_ok=True)
+    (resume_dir / BEST_NAME).unlink(missing_ok=True)
+    with contextlib.suppress(OSError):
+        resume_dir.rmdir()  # only when empty
+    return summary
 
 
 def fit(model_cfg: ModelConfig, train_cfg: TrainConfig, prepared_root: str | Path, out_dir: str | Path,
@@ -362,144 +537,24 @@ def fit(model_cfg: ModelConfig, train_cfg: TrainConfig, prepared_root: str | Pat
     from dvclive import Live  # imports dvc: seconds, so only when training
 
     device = resolve_device(device)
-    cuda = device.type == "cuda"
-    amp_dtype = amp_dtype_for(device, train_cfg.amp)
-    # Validation runs as evaluation does (cityseg.evaluate: bf16 on CUDA, fp32 on a CPU), so the score
-    # that picks the best checkpoint is the one evaluation reproduces from it.
-    eval_amp = torch.bfloat16 if cuda else None
     out_dir, live_dir, resume_dir = Path(out_dir), Path(live_dir), Path(resume_dir)
-    size = tuple(train_cfg.size)
-
-    manifest = read_manifest(prepared_root)
-    train_cache, val_cache = load_cache(prepared_root, "train"), load_cache(prepared_root, "val")
-    if len(train_cache) == 0 or len(val_cache) == 0:
-        raise DataError(f"{prepared_root}: need training and validation images, have "
-                        f"{len(train_cache)} train / {len(val_cache)} val")
-    cfg_hash = config_hash(model_cfg, train_cfg, manifest)
-
-    seed_everything(train_cfg.seed)
-    model = build_model(model_cfg).to(device)
-    # smp models reject sizes that are not a multiple of their output stride (checked by module
-    # name: importing smp costs seconds when the model is one of ours).
-    multiple = pad_multiple(model) if type(model).__module__.startswith("segmentation_models_pytorch") else 1
-    if any(v % multiple for v in size):
-        raise ConfigError(f"train.size {list(size)} must be divisible by {multiple} for model.arch={model_cfg.arch!r}")
-    if cuda:
-        torch.backends.cudnn.benchmark = True  # fixed input size: let cuDNN pick the fastest kernels
-    channels_last = cuda or train_cfg.cpu_channels_last
-    if channels_last:
-        model = model.to(memory_format=torch.channels_last)
-    optimizer = build_optimizer(model, train_cfg)
-    steps = steps_per_epoch(len(train_cache), train_cfg.batch_size)
-    scheduler = build_scheduler(optimizer, train_cfg, steps)
-    loss_fn = build_loss(train_cfg)
-
-    train_ds = SegDataset(train_cache, build_train_transform(train_cfg), seed=train_cfg.seed)
-    # Validation keeps the masks at cache size; the logits are resized to them.
-    val_ds = SegDataset(val_cache, build_eval_transform(size, resize_mask=False), seed=train_cfg.seed)
-    val_loader = make_loader(val_ds, train_cfg.batch_size, shuffle=False, num_workers=train_cfg.num_workers,
-                             pin_memory=cuda)
-
-    start_epoch, best_score, best, history, train_time, loop_time = 0, -math.inf, None, [], 0.0, 0.0
-    resume_path, resume_best = resume_dir / RESUME_NAME, resume_dir / BEST_NAME
-    state = _load_resume(resume_path, cfg_hash)
-    if state is not None:
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        start_epoch, best_score, best = state["epoch"], state["best_score"], state["best"]
-        history, train_time, loop_time = state["history"], state["train_time_s"], state["loop_time_s"]
-        _set_rng_state(state["rng"])
-        # `dvc repro` deletes a stage's outputs before re-running it: restore best.pt from the
-        # copy kept beside last.pt.
-        if not (out_dir / BEST_NAME).is_file():
-            if resume_best.is_file():
-                _copy_atomic(resume_best, out_dir / BEST_NAME)
-            else:
-                log.warning("best checkpoint of the interrupted run is gone; choosing the best anew")
-                best_score, best = -math.inf, None
-        log.info("resuming from %s after epoch %d of %d", resume_path, start_epoch, train_cfg.epochs)
-
+    setup, cfg_hash = _build(model_cfg, train_cfg, prepared_root, device)
+    state = _resume(setup, cfg_hash, resume_dir, out_dir, train_cfg.epochs)
     # The DVCLive history is rebuilt from the resume state rather than appended to with
     # Live(resume=True): the live dir may have been deleted (dvc repro) or hold rows logged
     # after the last resume point, and the replay is exact either way.
     live = Live(str(live_dir), dvcyaml=False, save_dvc_exp=False, resume=False)
-    for record in history:
+    for record in state.history:
         _log_epoch(live, record)
         live.next_step()
-    n_params = sum(p.numel() for p in model.parameters())
     log.info("training %s (%.2f M params) on %s (%s): %d train / %d val images, %d steps/epoch",
-             model_cfg.arch, n_params / 1e6, device, "bf16 autocast" if amp_dtype else "fp32",
-             len(train_cache), len(val_cache), steps)
-
-    epochs_this_call = 0
-    for epoch in range(start_epoch, train_cfg.epochs):
-        t0 = time.perf_counter()
-        loader = make_loader(train_ds, train_cfg.batch_size, shuffle=True, num_workers=train_cfg.num_workers,
-                             pin_memory=cuda, seed=train_cfg.seed, epoch=epoch)
-        train_loss = train_one_epoch(model, loader, optimizer, scheduler, loss_fn, device, amp_dtype,
-                                     progress=progress, desc=f"epoch {epoch + 1}/{train_cfg.epochs}",
-                                     channels_last=channels_last)
-        if cuda:
-            torch.cuda.synchronize()
-        loop_s = time.perf_counter() - t0
-        val = evaluate(model, val_loader, loss_fn, device, eval_amp, train_cfg.min_class_area)
-        record = {"epoch": epoch + 1, "train_loss": train_loss, "val_loss": val["loss"], "val_dice": val["dice"],
-                  "val_miou": val["miou"], "lr": optimizer.param_groups[0]["lr"],
-                  "images_per_s": min(len(train_ds), len(loader) * train_cfg.batch_size) / loop_s}
-        history.append(record)
-        _log_epoch(live, record)
-        live.log_image("overlay.png", overlay(model, val_cache, OVERLAY_INDEX, size, device, eval_amp,
-                                              train_cfg.min_class_area))
-        live.next_step()
-
-        epoch_s = time.perf_counter() - t0
-        train_time += epoch_s
-        loop_time += loop_s
-        log.info("epoch %d/%d: train loss %.4f, val loss %.4f, val dice %.4f, val mIoU %.4f (%.1f s)",
-                 epoch + 1, train_cfg.epochs, train_loss, val["loss"], val["dice"], val["miou"], epoch_s)
-
-        score = val["dice"] if train_cfg.select_by == "dice" else -val["loss"]
-        score = -math.inf if math.isnan(score) else score
-        if best is None or score > best_score:
-            best_score = score
-            best = {"epoch": epoch + 1, "val_dice": val["dice"], "val_miou": val["miou"], "val_loss": val["loss"]}
-            save_checkpoint(resume_best, model, model_cfg, **best, train_time_s=train_time,  # atomic
-                            device=str(device), select_by=train_cfg.select_by, train=dataclasses.asdict(train_cfg))
-            _copy_atomic(resume_best, out_dir / BEST_NAME)
-
-        with atomic_path(resume_path) as tmp:
-            torch.save({"config_hash": cfg_hash, "epoch": epoch + 1, "model": model.state_dict(),
-                        "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-                        "best_score": best_score, "best": best, "history": history,
-                        "train_time_s": train_time, "loop_time_s": loop_time, "rng": _rng_state()}, tmp)
-
-        epochs_this_call += 1
-        if stop_after_epochs is not None and epochs_this_call >= stop_after_epochs and epoch + 1 < train_cfg.epochs:
-            log.info("stopping after %d epoch(s) as asked (stop_after_epochs); %s is kept", epochs_this_call, resume_path)
+             model_cfg.arch, setup.n_params / 1e6, device, "bf16 autocast" if setup.amp_dtype else "fp32",
+             len(setup.train_ds), len(setup.val_cache), setup.steps)
+    for done, epoch in enumerate(range(state.epoch, train_cfg.epochs), start=1):
+        val = _run_epoch(setup, state, live, train_cfg, epoch, progress)
+        _keep_best(setup, state, val, epoch, model_cfg, train_cfg, resume_dir, out_dir)
+        _save_resume(setup, state, epoch + 1, resume_dir / RESUME_NAME)
+        if stop_after_epochs is not None and done >= stop_after_epochs and epoch + 1 < train_cfg.epochs:
+            log.info("stopping after %d epoch(s) as asked (stop_after_epochs); %s is kept", done, resume_dir / RESUME_NAME)
             return {"interrupted": True, "epochs_done": epoch + 1}
-
-    images_seen = len(history) * min(len(train_ds), steps * train_cfg.batch_size)  # drop_last aware
-    summary = {
-        "best_epoch": best["epoch"],
-        "val_dice": best["val_dice"],
-        "val_miou": best["val_miou"],
-        "val_loss": best["val_loss"],
-        "select_by": train_cfg.select_by,
-        "epochs": train_cfg.epochs,
-        "final_train_loss": history[-1]["train_loss"],
-        "train_time_s": round(train_time, 3),
-        "train_images_per_s": round(images_seen / loop_time, 3) if loop_time > 0 else None,
-        "params": n_params,
-        "device": str(device),
-        "amp": str(amp_dtype).replace("torch.", "") if amp_dtype else "fp32",
-        "history": history,
-    }
-    live.summary["best"] = {key: summary[key] for key in ("best_epoch", "val_dice", "val_miou", "val_loss")}
-    live.end()
-    write_json(out_dir / "summary.json", summary)
-    resume_path.unlink(missing_ok=True)
-    resume_best.unlink(missing_ok=True)
-    with contextlib.suppress(OSError):
-        resume_dir.rmdir()  # only when empty
-    return {"interrupted": False, **summary}
+    return {"interrupted": False, **_finish(setup, state, live, train_cfg, out_dir, resume_dir)}
