@@ -199,6 +199,24 @@ class EfficiencyConfig:
             raise ConfigError(f"efficiency.gate must be within [0, 1], got {self.gate}")
 
 
+@dataclass
+class PackageConfig:
+    """The competition submissions (package stage) and their self-test."""
+
+    refusal: list = field(default_factory=lambda: ["ood"])  # benchmarks whose Model returns (logits, include)
+    odd_size: list = field(default_factory=lambda: [333, 517])  # [H, W] of the self-test's odd-sized image
+    ood_images: int = 2  # OOD test images (near and far each) added to a refusing submission's self-test
+    # |Dice of the submission's masks - metrics dice|: the metrics round to 6 digits. A CPU evaluation is fp32 like
+    # the submission; one on CUDA (bf16 autocast) differs slightly, so set about 1e-3 there.
+    dice_tolerance: float = 1e-6
+    base_image: str = "pytorch/pytorch:2.10.0-cuda12.6-cudnn9-runtime"  # the course's Docker base image
+
+    def __post_init__(self):
+        _check_size("package.odd_size", self.odd_size)
+        if self.ood_images < 0 or not self.dice_tolerance >= 0:
+            raise ConfigError("package.ood_images and package.dice_tolerance must be >= 0")
+
+
 def _check_choice(key: str, value: Any, choices: tuple) -> None:
     if value not in choices:
         raise ConfigError(f"{key} must be one of {list(choices)}, got {value!r}")
@@ -256,6 +274,7 @@ SECTIONS: dict[str, type] = {
     "weather": WeatherConfig,
     "ood": OODConfig,
     "efficiency": EfficiencyConfig,
+    "package": PackageConfig,
 }
 
 
@@ -287,6 +306,9 @@ def check_params(params: dict, source: str = "params.yaml") -> None:
         section(params, name, cls, source)
     if not isinstance(params.get("benchmarks") or {}, dict):
         raise ConfigError(f"{source}: 'benchmarks' must be a mapping of benchmark name -> overrides")
+    refusal = set(section(params, "package", PackageConfig, source).refusal) if "package" in params else set()
+    if unknown := sorted(refusal - set(params.get("benchmarks") or {})):  # a typo would silently ship no refusal
+        raise ConfigError(f"{source}: package.refusal names {unknown}, which are not benchmarks")
     heldout = set(section(params, "weather", WeatherConfig, source).heldout)
     for name in params.get("benchmarks") or {}:
         _, train = benchmark_configs(params, name, source)

@@ -119,5 +119,10 @@ class Predictor:
         """The model of a ``models.save_checkpoint`` file with its training size and ``train.min_class_area``."""
         device = resolve_device(device)
         model, _, meta = load_checkpoint(path, device)
+        return cls.from_loaded(model, meta, device)
+
+    @classmethod
+    def from_loaded(cls, model: nn.Module, meta: dict, device: torch.device) -> "Predictor":
+        """``model`` with the input size and ``train.min_class_area`` of its checkpoint's ``meta``."""
         train = meta["train"]
         return cls(model, tuple(train["size"]), train.get("min_class_area", 0.0), device)

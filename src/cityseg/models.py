@@ -25,16 +25,20 @@ from cityseg.fastscnn import FastSCNN
 from cityseg.io import DataError, atomic_path
 from cityseg.unet import UNet
 
-def _unet(cfg: ModelConfig) -> nn.Module:
-    return UNet(num_classes=cfg.num_classes, width=cfg.width, base_channels=cfg.base_channels, **cfg.extra)
+def _unet_args(cfg: ModelConfig) -> dict[str, Any]:
+    return {"num_classes": cfg.num_classes, "width": cfg.width, "base_channels": cfg.base_channels, **cfg.extra}
 
 
-def _fastscnn(cfg: ModelConfig) -> nn.Module:
-    return FastSCNN(num_classes=cfg.num_classes, width=cfg.width, **cfg.extra)
+def _fastscnn_args(cfg: ModelConfig) -> dict[str, Any]:
+    return {"num_classes": cfg.num_classes, "width": cfg.width, **cfg.extra}
 
 
-# Our nets by name, each built from the config fields it has (base_channels is the U-Net's alone).
-OUR_MODELS: dict[str, Callable[[ModelConfig], nn.Module]] = {"unet": _unet, "fastscnn": _fastscnn}
+# Our nets by name: the class and its constructor arguments from the config fields it has (base_channels
+# is the U-Net's alone). The submission's model.py pins the same arguments (`constructor`).
+OUR_ARCHS: dict[str, tuple[type[nn.Module], Callable[[ModelConfig], dict[str, Any]]]] = {
+    "unet": (UNet, _unet_args), "fastscnn": (FastSCNN, _fastscnn_args)}
+OUR_MODELS: dict[str, Callable[[ModelConfig], nn.Module]] = {
+    name: (lambda cfg, cls=cls, args=args: cls(**args(cfg))) for name, (cls, args) in OUR_ARCHS.items()}
 
 CHECKPOINT_KEYS = ("model_config", "state_dict", "meta")
 
@@ -90,13 +94,7 @@ def _build_smp(cfg: ModelConfig) -> nn.Module:
             stacklevel=3,
         )
     try:
-        return smp.create_model(
-            arch=cfg.arch,
-            encoder_name=cfg.encoder_name,
-            encoder_weights=cfg.encoder_weights,
-            classes=cfg.num_classes,
-            **cfg.extra,
-        )
+        return smp.create_model(arch=cfg.arch, **smp_args(cfg))
     except OSError as exc:
         # huggingface_hub / urllib / requests failures are all OSErrors; config mistakes
         # (unknown encoder or weights name) are KeyError/ValueError and pass through.
@@ -109,6 +107,27 @@ def _build_smp(cfg: ModelConfig) -> nn.Module:
             f"to a local weights file (a state_dict of the encoder or of the whole model), or "
             f"download the weights once on a machine with network access into the Hugging Face cache."
         ) from exc
+
+
+def smp_args(cfg: ModelConfig) -> dict[str, Any]:
+    """smp.create_model's keyword arguments (besides ``arch``) for ``cfg``, in smp's own names."""
+    return {"encoder_name": cfg.encoder_name, "encoder_weights": cfg.encoder_weights, "classes": cfg.num_classes,
+            **cfg.extra}
+
+
+def constructor(cfg: ModelConfig) -> tuple[type[nn.Module], dict[str, Any]]:
+    """The class ``build_model(cfg)`` instantiates and its keyword arguments, offline (no encoder weights).
+
+    ``cls(**kwargs)`` rebuilds the architecture: the submission's ``Model()`` pins exactly these.
+    """
+    if cfg.arch in OUR_ARCHS:
+        cls, args = OUR_ARCHS[cfg.arch]
+        return cls, args(cfg)
+    import segmentation_models_pytorch as smp
+
+    if cfg.arch.lower() not in smp.MODEL_ARCHITECTURES_MAPPING:
+        raise ConfigError(f"model.arch: unknown architecture {cfg.arch!r}")
+    return smp.MODEL_ARCHITECTURES_MAPPING[cfg.arch.lower()], {**smp_args(cfg), "encoder_weights": None}
 
 
 def pad_multiple(model: nn.Module) -> int:
