@@ -2,7 +2,9 @@
 
 Synthetic but realistic inputs: a textured 2048x1024 image and a depth map from the flat-ground
 prior with vertical "buildings" at closer depth and unknown pixels (sky above the horizon plus
-random occlusion holes; the fraction is printed), so depth completion runs as it would on real data.
+random occlusion holes; the fraction is printed), so depth completion runs as it would on real data;
+and a SynthCity frame at the same size with its trainIds and Cityscapes-like degraded disparity, for
+the label-guided paths the weather test bed takes (disparity + labels, labels only).
 
     .venv/bin/python benchmarks/fog_speed.py --runs 5 --size 1024 2048
 """
@@ -18,7 +20,10 @@ import time
 import cv2
 import numpy as np
 
+from cityseg import labels as L
 from cityseg import weather as W
+from cityseg.synthcity import render_scene
+from cityseg.stereo import degraded_depth
 
 
 def cpu_model() -> str:
@@ -92,7 +97,14 @@ def main() -> None:
     bgr = cv2.cvtColor(img, cv2.COLOR_RGB2BGR)
     png = cv2.imencode(".png", bgr)[1]
 
+    scene = render_scene(np.random.default_rng([0, 2, 0]), h, w)
+    lab, s_disp = L.ID_TO_TRAIN_ID[scene.label_ids], degraded_depth(scene, np.random.default_rng(0))
+    s_img, s_cam = scene.image, scene.camera
     rows = [
+        ("fog, SynthCity frame: degraded disparity + labels",
+         median_time(lambda: W.fog(s_img, s_disp, s_cam, args.beta, labels=lab), args.runs)),
+        ("fog, SynthCity frame: labels only (label-guided prior)",
+         median_time(lambda: W.fog(s_img, None, s_cam, args.beta, labels=lab), args.runs)),
         ("fog, refine=True (guided filter)", median_time(lambda: W.fog(img, depth, cam, args.beta, refine=True), args.runs)),
         ("fog, refine=False", median_time(lambda: W.fog(img, depth, cam, args.beta, refine=False), args.runs)),
         ("rain, level 2 (for reference)", median_time(lambda: W.rain(img, depth, cam, 2, seed=0), args.runs)),

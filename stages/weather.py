@@ -22,7 +22,7 @@ def main() -> None:
     n_folders = sum(len(s) for s in manifest["conditions"].values())
     print(f"weather: {manifest['images']} {split} images x {n_folders} condition-severities "
           f"({', '.join(manifest['conditions'])}) -> {args.out} in {time.perf_counter() - start:.1f} s; "
-          f"depth prior for {manifest['flat_ground_prior_images']} image(s)")
+          f"label-guided depth prior for {manifest['label_prior_images']} image(s)")
     if args.samples:
         condition_grid(args.out, args.samples)
     if args.fog_rain:

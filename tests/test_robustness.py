@@ -19,6 +19,7 @@ from conftest import write_root
 
 from cityseg import robustness as R
 from cityseg import testbed as T
+from cityseg import depth as D
 from cityseg import weather as W
 from cityseg.config import ConfigError, WeatherConfig
 from cityseg.corruptions import corrupt
@@ -70,10 +71,11 @@ def test_testbed_layout_labels_and_renders(prepared, testbed):
     stems = [s.stem for s in samples][:2]  # images=2: the first two of three
     assert manifest["conditions"] == CONDITIONS and list(manifest["conditions"]) == list(CONDITIONS)
     assert manifest["stems"] == stems and manifest["split"] == "test" and manifest["images"] == 2
-    assert manifest["depth_source"] == {s: "depth" for s in stems} and manifest["flat_ground_prior_images"] == 0
+    assert manifest["depth_source"] == {s: "disparity" for s in stems} and manifest["flat_ground_prior_images"] == 0
+    assert manifest["label_prior_images"] == 0
     assert manifest["fog_betas"] == [0.02] and manifest["heldout"] == ["contrast"]
     for index, sample in enumerate(samples[:2]):
-        image, _, depth, camera = read_sample(sample)
+        image, labels, depth, camera = read_sample(sample)
         assert read_image(_img(testbed, "clean", None, sample.stem)).tobytes() == image.tobytes()
         for name, sevs in CONDITIONS.items():
             for sev in sevs:
@@ -81,8 +83,9 @@ def test_testbed_layout_labels_and_renders(prepared, testbed):
                 assert out.shape == image.shape and not np.array_equal(out, image), (name, sev)
                 # labels are the prepared ones, byte for byte
                 assert _label(testbed, f"{name}/{sev}", sample.stem).read_bytes() == sample.label_path.read_bytes()
-        # fog uses the prepared depth and camera; corruptions use the documented per-image seed
-        assert np.array_equal(read_image(_img(testbed, "fog", 1, sample.stem)), W.fog(image, depth, camera, 0.02))
+        # fog uses the prepared depth, labels and camera; corruptions use the documented per-image seed
+        assert np.array_equal(read_image(_img(testbed, "fog", 1, sample.stem)),
+                              W.fog(image, depth, camera, 0.02, labels=labels))
         seed = T.condition_seed(0, "gaussian_noise", 5, index)
         assert np.array_equal(read_image(_img(testbed, "gaussian_noise", 5, sample.stem)),
                               corrupt(image, "gaussian_noise", 5, seed))
@@ -109,20 +112,23 @@ def test_testbed_is_deterministic_and_independent_of_workers_and_order(prepared,
         assert (_img(testbed, name, sev, stem).read_bytes() == _img(other, name, sev, stem).read_bytes()) == same
 
 
-def test_without_depth_uses_the_flat_ground_prior_and_says_so(tmp_path, caplog):
+def test_without_depth_uses_the_label_prior_and_says_so(tmp_path, caplog):
     prepared = _prepared(tmp_path, disparity=False)
     cfg = WeatherConfig(**{**TINY, "images": 0})
     with caplog.at_level(logging.WARNING, logger="cityseg.robustness"):
         manifest = T.build_testbed(prepared, tmp_path / "weather", cfg, "test", workers=1, progress=False)
-    assert "3 of 3 images" in caplog.text and "flat-ground depth prior" in caplog.text
-    assert manifest["flat_ground_prior_images"] == 3 and set(manifest["depth_source"].values()) == {"flat_ground_prior"}
+    assert "3 of 3 images" in caplog.text and "label-guided depth prior" in caplog.text
+    assert manifest["label_prior_images"] == 3 and set(manifest["depth_source"].values()) == {"label_prior"}
+    assert manifest["flat_ground_prior_images"] == 0
     assert set(manifest["camera_source"].values()) == {"default"}
-    assert json.loads((tmp_path / "weather/manifest.json").read_text())["flat_ground_prior_images"] == 3
+    assert json.loads((tmp_path / "weather/manifest.json").read_text())["depth_source"] == manifest["depth_source"]
     stem = manifest["stems"][0]
     image = read_image(_img(tmp_path / "weather", "clean", None, stem))
+    labels = cv2.imread(str(_label(tmp_path / "weather", "clean", stem)), cv2.IMREAD_UNCHANGED)
     camera = W.default_camera(H, W_)
-    expected = W.fog(image, W.fallback_depth(H, W_, camera), camera, 0.02)
+    expected = W.fog(image, D.label_prior(labels, camera), camera, 0.02)
     assert np.array_equal(read_image(_img(tmp_path / "weather", "fog", 1, stem)), expected)
+    assert not np.array_equal(expected, W.fog(image, None, camera, 0.02))  # not the flat-ground prior
 
 
 @pytest.mark.parametrize("change, pattern", [

@@ -99,13 +99,14 @@ def test_complete_depth_fills_sky_and_occlusions():
     cam = _camera(h, w)
     d = np.full((h, w), 30.0, np.float32)
     d[:5] = 0.0  # sky band at the top
-    d[25, 10:20] = 5.0  # near object ...
-    d[25, 20:26] = np.nan  # ... with an occlusion hole on its right, then background at 50 m
-    d[25, 26:] = 50.0
+    # above the horizon (row ~16.5), where the flat ground does not bound the depth
+    d[12, 10:20] = 5.0  # near object ...
+    d[12, 20:26] = np.nan  # ... with an occlusion hole on its right, then background at 50 m
+    d[12, 26:] = 50.0
     out = W.complete_depth(d, cam, max_depth=800.0)
     assert np.isfinite(out).all() and (out > 0).all()
     assert (out[:5] == 800.0).all()
-    assert (out[25, 20:26] == 50.0).all()  # occlusions take the farther neighbour
+    assert (out[12, 20:26] == 50.0).all()  # occlusions take the farther neighbour
     valid = d > 0
     np.testing.assert_array_equal(out[valid & np.isfinite(d)], d[valid & np.isfinite(d)])
     # nothing valid: the flat-ground prior

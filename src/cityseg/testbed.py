@@ -3,6 +3,7 @@
 Test bed layout under ``<out>`` (every folder a Cityscapes-layout root that any tool can read)::
 
     manifest.json                                   conditions, severities, β, stems, split, depth source
+                                                    per image (cityseg.depth.DEPTH_SOURCES)
     clean/                                          the clean images of the same subset (hard links)
     <condition>/<severity>/manifest.json            readable by cityseg.dataset.full_res_samples
     <condition>/<severity>/leftImg8bit/<split>/<city>/<stem>_leftImg8bit.png
@@ -33,7 +34,8 @@ from cityseg.dataset import Sample, city_of, full_res_samples, read_manifest, re
 from cityseg.io import DataError, atomic_dir, link_or_copy, read_json, write_json
 from cityseg.parallel import pmap
 from cityseg.plots import plt, save_figure
-from cityseg.weather import RAIN_LEVELS, default_camera, fog, rain
+from cityseg.depth import default_camera, depth_source
+from cityseg.weather import RAIN_LEVELS, fog, rain
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +43,6 @@ log = logging.getLogger(__name__)
 # removing a corruption in params.yaml leaves the images of the other conditions unchanged.
 CONDITION_NAMES: tuple[str, ...] = ("fog", "rain", *CORRUPTIONS)
 CLEAN = "clean"
-DEPTH_MEASURED, DEPTH_PRIOR = "depth", "flat_ground_prior"
 
 
 def testbed_conditions(cfg: WeatherConfig) -> dict[str, list[int]]:
@@ -85,12 +86,14 @@ def condition_seed(seed: int, condition: str, severity: int, image_index: int) -
 
 
 def render(image: np.ndarray, depth: Optional[np.ndarray], camera: dict, condition: str, severity: int,
-           seed: int, fog_betas: Sequence[float]) -> np.ndarray:
-    """One image under ``condition`` at ``severity``; depth None = flat-ground prior. uint8 (H, W, 3)."""
+           seed: int, fog_betas: Sequence[float], labels: Optional[np.ndarray] = None) -> np.ndarray:
+    """One image under ``condition`` at ``severity``, uint8 (H, W, 3). Fog and rain use the frame's
+    depth with its holes filled by label, or the label-guided prior without depth (``labels``:
+    trainIds), or the flat-ground prior with neither (``cityseg.depth.scene_depth``)."""
     if condition == "fog":
-        return fog(image, depth, camera, float(fog_betas[severity - 1]))
+        return fog(image, depth, camera, float(fog_betas[severity - 1]), labels=labels)
     if condition == "rain":
-        return rain(image, depth, camera, int(severity), seed=seed)
+        return rain(image, depth, camera, int(severity), seed=seed, labels=labels)
     return corrupt(image, condition, int(severity), seed)
 
 
@@ -123,14 +126,15 @@ def _write_rgb(path: Path, image: np.ndarray) -> None:
 
 
 def _render_job(job: _Job) -> None:
-    image, _, depth, camera = read_sample(job.sample)
+    image, labels, depth, camera = read_sample(job.sample)
     if camera is None:
         camera = default_camera(*image.shape[:2])
     img_rel, label_rel = _rel(job.split, job.sample.stem)
     for severity in job.severities:
         folder = job.out / job.condition / str(severity)
         seed = condition_seed(job.seed, job.condition, severity, job.index)
-        _write_rgb(folder / img_rel, render(image, depth, camera, job.condition, severity, seed, job.fog_betas))
+        _write_rgb(folder / img_rel, render(image, depth, camera, job.condition, severity, seed, job.fog_betas,
+                                                   labels))
         link_or_copy(job.sample.label_path, folder / label_rel)
 
 
@@ -164,12 +168,14 @@ def build_testbed(prepared: str | os.PathLike, out: str | os.PathLike, cfg: Weat
         raise DataError(f"{prepared}: split '{split}' has no images for the weather test bed")
     stems = [s.stem for s in samples]
     has_depth = bool(info.get("has_depth", False))
-    depth_source = {s.stem: DEPTH_MEASURED if has_depth else DEPTH_PRIOR for s in samples}
+    sources = {s.stem: depth_source(has_depth, s.label_path is not None) for s in samples}
     camera_source = {s.stem: "camera" if s.camera_path is not None else "default" for s in samples}
-    n_prior = sum(v == DEPTH_PRIOR for v in depth_source.values())
-    if n_prior:
+    n_labels = sum(v == "label_prior" for v in sources.values())
+    n_prior = sum(v == "flat_ground_prior" for v in sources.values())
+    if n_labels or n_prior:
         log.warning("weather: %d of %d images of split '%s' have no depth (no disparity in the prepared set): "
-                    "fog and rain use the flat-ground depth prior with %s camera", n_prior, len(samples), split,
+                    "fog and rain use the label-guided depth prior with %s camera", n_labels + n_prior,
+                    len(samples), split,
                     "their own" if all(v == "camera" for v in camera_source.values()) else "the typical Cityscapes")
     manifest = {
         "prepared": str(prepared), "source": prepared_manifest.get("source"), "split": split,
@@ -178,7 +184,8 @@ def build_testbed(prepared: str | os.PathLike, out: str | os.PathLike, cfg: Weat
         "rain_levels": {str(k): {"alpha": RAIN_LEVELS[k].alpha, "beta": RAIN_LEVELS[k].beta}
                         for k in conditions.get("rain", [])},
         "corruptions": list(cfg.corruptions), "heldout": list(cfg.heldout), "clean": CLEAN,
-        "depth_source": depth_source, "flat_ground_prior_images": n_prior, "camera_source": camera_source,
+        "depth_source": sources, "label_prior_images": n_labels, "flat_ground_prior_images": n_prior,
+        "camera_source": camera_source,
     }
     with atomic_dir(out) as tmp:
         for sample in samples:  # clean images and labels of the same subset, for the clean reference Dice

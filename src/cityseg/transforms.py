@@ -95,9 +95,12 @@ class PairTransform:
         if self.weather_types and self.weather_prob > 0:
             w_rng = np.random.default_rng(s_weather)
             if w_rng.random() < self.weather_prob:
-                from cityseg.weather import weather_augment  # lazy: optional dependency of augment=robust
+                from cityseg.depth import is_train_ids  # lazy: optional dependencies of augment=robust
+                from cityseg.weather import weather_augment
 
-                image, _ = weather_augment(image, depth, camera, w_rng, list(self.weather_types))
+                # a trainId mask of the image's size places things for the label-guided depth
+                labels = mask if mask is not None and mask.shape == image.shape[:2] and is_train_ids(mask) else None
+                image, _ = weather_augment(image, depth, camera, w_rng, list(self.weather_types), labels)
         if mask is None or not self.resize_mask:
             return self.compose(image=image)["image"], mask
         if mask.shape != image.shape[:2]:

@@ -14,7 +14,6 @@ valid for the image's resolution (see ``scale_camera``).
 
 from __future__ import annotations
 
-import copy
 import math
 from dataclasses import dataclass
 
@@ -22,16 +21,11 @@ import cv2
 import numpy as np
 
 from cityseg.corruptions import CORRUPTIONS, check_image, corrupt
+from cityseg.depth import (CITYSCAPES_CAMERA, DEFAULT_MAX_DEPTH, check_camera, complete_depth,  # noqa: F401
+                           default_camera, fallback_depth, horizon_row, ray_distance, scale_camera, scene_depth)
 
-DEFAULT_MAX_DEPTH = 1000.0  # metres assigned to sky / beyond the horizon: t = exp(-β·1000) ≈ 0 for β ≥ 0.005
 REF_WIDTH = 2048  # the Foggy Cityscapes guided-filter window (41) is defined at this width
 AUGMENT_BETA_RANGE = (0.002, 0.03)
-
-# Typical Cityscapes camera at 2048x1024 (values inside the ranges of the real camera/*.json files).
-CITYSCAPES_CAMERA: dict = {
-    "extrinsic": {"baseline": 0.209313, "pitch": 0.04, "roll": 0.0, "x": 1.7, "y": 0.1, "yaw": -0.02, "z": 1.22},
-    "intrinsic": {"fx": 2262.52, "fy": 2265.30, "u0": 1096.98, "v0": 513.14},
-}
 
 
 @dataclass(frozen=True)
@@ -57,182 +51,6 @@ DROP_DIAMETER_M = 0.003
 STREAK_PEAK = 0.6  # brightness of a near, in-focus streak (semi-transparent, as in Rain Cityscapes)
 
 
-# ---- camera ------------------------------------------------------------------------------------
-def check_camera(camera: dict) -> tuple[float, float, float, float]:
-    """Validate a Cityscapes camera dict; return (fx, fy, u0, v0)."""
-    if not isinstance(camera, dict):
-        raise ValueError(f"camera must be a dict with 'extrinsic' and 'intrinsic', got {type(camera).__name__}")
-    for section, keys in (("intrinsic", ("fx", "fy", "u0", "v0")), ("extrinsic", ("pitch", "roll", "z"))):
-        if not isinstance(camera.get(section), dict):
-            raise ValueError(f"camera is missing the {section!r} section")
-        for k in keys:
-            v = camera[section].get(k)
-            if not isinstance(v, (int, float)) or not math.isfinite(v):
-                raise ValueError(f"camera[{section!r}][{k!r}] must be a finite number, got {v!r}")
-    i = camera["intrinsic"]
-    if i["fx"] <= 0 or i["fy"] <= 0:
-        raise ValueError(f"camera focal lengths must be positive, got fx={i['fx']}, fy={i['fy']}")
-    return float(i["fx"]), float(i["fy"]), float(i["u0"]), float(i["v0"])
-
-
-def scale_camera(camera: dict, sx: float, sy: float) -> dict:
-    """Camera for an image resized by (sx, sy) = (new_w / old_w, new_h / old_h).
-
-    Uses the pixel-centre convention: a centre at u maps to (u + 0.5)·sx − 0.5.
-    Extrinsics are unchanged.
-    """
-    check_camera(camera)
-    if sx <= 0 or sy <= 0:
-        raise ValueError(f"scale factors must be positive, got sx={sx}, sy={sy}")
-    out = copy.deepcopy(camera)
-    i = out["intrinsic"]
-    i["fx"], i["fy"] = i["fx"] * sx, i["fy"] * sy
-    i["u0"], i["v0"] = (i["u0"] + 0.5) * sx - 0.5, (i["v0"] + 0.5) * sy - 0.5
-    return out
-
-
-def default_camera(height: int, width: int) -> dict:
-    """The typical Cityscapes camera scaled to (height, width), for sources without camera files."""
-    return scale_camera(CITYSCAPES_CAMERA, width / 2048.0, height / 1024.0)
-
-
-def horizon_row(camera: dict) -> float:
-    """Image row of the horizon of a flat ground plane (positive pitch = camera looks down)."""
-    _, fy, _, v0 = check_camera(camera)
-    return v0 - fy * math.tan(float(camera["extrinsic"]["pitch"]))
-
-
-# ---- depth -------------------------------------------------------------------------------------
-def _check_depth(depth: np.ndarray, shape: tuple[int, int] | None = None) -> np.ndarray:
-    d = np.asarray(depth)
-    if d.ndim != 2:
-        raise ValueError(f"depth must be an (H, W) array, got shape {d.shape}")
-    if shape is not None and d.shape != tuple(shape):
-        raise ValueError(f"depth shape {d.shape} does not match image shape {tuple(shape)}")
-    return d.astype(np.float32, copy=False)
-
-
-def ray_distance(depth: np.ndarray, camera: dict) -> np.ndarray:
-    """Distance along the camera ray (m) from z-depth: ℓ = z·sqrt(1 + ((u−u0)/fx)² + ((v−v0)/fy)²).
-
-    For fx = fy this is the Foggy Cityscapes formula ℓ = z·sqrt(fx² + (u−u0)² + (v−v0)²)/fx; the
-    per-axis form stays right for anisotropically resized images (e.g. 1024x2048 → 256x256).
-    Unknown depth (0 / NaN) stays 0 / NaN.
-    """
-    fx, fy, u0, v0 = check_camera(camera)
-    d = _check_depth(depth)
-    h, w = d.shape
-    x = (np.arange(w, dtype=np.float32) - u0) / fx  # (W,)
-    y = (np.arange(h, dtype=np.float32) - v0) / fy  # (H,)
-    scale = np.sqrt(1.0 + x[None, :] ** 2 + y[:, None] ** 2)  # (H, W)
-    return (d * scale).astype(np.float32)
-
-
-def fallback_depth(height: int, width: int, camera: dict, max_depth: float = DEFAULT_MAX_DEPTH) -> np.ndarray:
-    """z-depth (m) of a flat ground plane seen from the camera's height and pitch (and roll).
-
-    For images without disparity: pixels below the horizon hit the ground at z-depth
-    ``h / (sin(pitch) + y·cos(pitch))`` (y = (v − v0)/fy, roll rotates (x, y) first); pixels on or
-    above the horizon, or farther than ``max_depth``, get ``max_depth``.
-    """
-    fx, fy, u0, v0 = check_camera(camera)
-    if height < 1 or width < 1:
-        raise ValueError(f"height and width must be positive, got {height}x{width}")
-    if max_depth <= 0:
-        raise ValueError(f"max_depth must be positive, got {max_depth}")
-    cam_h = float(camera["extrinsic"]["z"])
-    if cam_h <= 0:
-        raise ValueError(f"camera['extrinsic']['z'] (camera height) must be positive, got {cam_h}")
-    pitch, roll = float(camera["extrinsic"]["pitch"]), float(camera["extrinsic"]["roll"])
-    x = (np.arange(width, dtype=np.float64) - u0) / fx
-    y = (np.arange(height, dtype=np.float64) - v0) / fy
-    # Downward image component after undoing the roll about the optical axis.
-    y_down = y[:, None] * math.cos(roll) + x[None, :] * math.sin(roll)  # (H, W)
-    down = math.sin(pitch) + y_down * math.cos(pitch)  # downward slope of the ray per unit z-depth
-    with np.errstate(divide="ignore"):
-        z = np.where(down > 0, cam_h / np.maximum(down, 1e-12), np.inf)
-    return np.minimum(z, max_depth).astype(np.float32)
-
-
-def _fill_along_rows_far(d: np.ndarray, valid: np.ndarray) -> np.ndarray:
-    """Fill invalid pixels with the farther of the nearest valid pixels left and right in the row.
-
-    Stereo holes are mostly occlusions next to foreground objects, whose true depth is the
-    background's: taking the farther neighbour is the usual occlusion fill (as in the KITTI devkit).
-    Rows without any valid pixel stay NaN.
-    """
-    h, w = d.shape
-    cols = np.arange(w)
-    left = np.maximum.accumulate(np.where(valid, cols, -1), axis=1)
-    right = np.minimum.accumulate(np.where(valid, cols, w)[:, ::-1], axis=1)[:, ::-1]
-    dl = np.where(left >= 0, np.take_along_axis(d, np.clip(left, 0, w - 1), axis=1), np.nan)
-    dr = np.where(right < w, np.take_along_axis(d, np.clip(right, 0, w - 1), axis=1), np.nan)
-    with np.errstate(invalid="ignore"):
-        filled = np.fmax(dl, dr)  # NaN only where both sides are missing
-    return np.where(valid, d, filled)
-
-
-# Widest left-border occlusion band filled from the right: Cityscapes' disparity reaches ~6% of
-# the width for the nearest objects; sky runs in the top rows are much longer.
-LEFT_BAND_FRAC = 0.08
-
-
-def complete_depth(depth: np.ndarray, camera: dict | None = None, max_depth: float = DEFAULT_MAX_DEPTH) -> np.ndarray:
-    """Fill unknown depth (0 / non-finite) so every pixel has a distance; output float32 in (0, max_depth].
-
-    Simple and robust rather than stereo inpainting (Sakaridis et al. use SLIC-based inpainting):
-    0. a short unknown run at the left border of a row (stereo occlusion) takes the first valid depth;
-    1. unknown regions connected to the top border and above the horizon (image middle without a
-       camera) are sky: ``max_depth``;
-    2. other holes take the farther of the nearest valid depths left/right in their row (occlusion fill);
-    3. anything left (rows with no valid pixel) takes the nearest valid depth in its column, else
-       ``max_depth``. With no valid pixel at all, the flat-ground prior (camera given) or ``max_depth``.
-    """
-    d = _check_depth(depth)
-    if max_depth <= 0:
-        raise ValueError(f"max_depth must be positive, got {max_depth}")
-    h, w = d.shape
-    valid = np.isfinite(d) & (d > 0)
-    out = np.where(valid, np.minimum(d, max_depth), np.nan).astype(np.float32)
-    if valid.all():
-        return out
-    if not valid.any():
-        if camera is not None:
-            return fallback_depth(h, w, camera, max_depth)
-        return np.full((h, w), max_depth, np.float32)
-
-    # 0. Stereo occlusion band at the left border (the right camera does not see it): a short
-    # leading run of unknown pixels continues the first valid surface of its row. Without this,
-    # the band joins the sky component through the top rows and near objects get sky depth.
-    first = np.argmax(valid, axis=1)  # (H,) first valid column (0 if none)
-    rows = np.flatnonzero(valid.any(axis=1) & (first > 0) & (first <= int(np.ceil(LEFT_BAND_FRAC * w))))
-    if rows.size:
-        band = np.arange(w)[None, :] < first[rows, None]  # (R, W)
-        fill = np.broadcast_to(out[rows, first[rows]][:, None], band.shape)
-        out[rows] = np.where(band, fill, out[rows])
-        valid[rows] |= band
-
-    # 1. Sky: invalid components touching the top row, limited to rows above the horizon.
-    invalid = ~valid
-    n, labels = cv2.connectedComponents(invalid.astype(np.uint8), connectivity=4)
-    touches_top = np.zeros(n, bool)
-    touches_top[np.unique(labels[0][invalid[0]])] = True
-    touches_top[0] = False  # label 0 = valid pixels
-    limit = horizon_row(camera) if camera is not None else h / 2.0
-    above = (np.arange(h) < limit)[:, None]
-    sky = touches_top[labels] & above
-    out[sky] = max_depth
-    valid = valid | sky
-
-    # 2. Row-wise occlusion fill, 3. column-wise nearest for rows that had nothing.
-    out = _fill_along_rows_far(out, valid)
-    still = ~np.isfinite(out)
-    if still.any():
-        out = _fill_along_rows_far(out.T.copy(), ~still.T).T
-        out = np.where(np.isfinite(out), out, max_depth)
-    return np.ascontiguousarray(out, dtype=np.float32)
-
-
 def _blend(image: np.ndarray, light: np.ndarray, w_image: np.ndarray, w_light: np.ndarray) -> np.ndarray:
     """image·w_image + 255·light·w_light in float32 (H, W, 3); weights (H, W). cv2 ops: ~2x numpy."""
     w_i = cv2.merge([w_image.astype(np.float32)] * 3)
@@ -246,28 +64,41 @@ def _to_uint8(x: np.ndarray) -> np.ndarray:
 
 
 # ---- fog ---------------------------------------------------------------------------------------
-def guided_filter(guide: np.ndarray, src: np.ndarray, radius: int, eps: float) -> np.ndarray:
+def _box(x: np.ndarray, k: int) -> np.ndarray:
+    return cv2.boxFilter(x, cv2.CV_32F, (k, k), normalize=True, borderType=cv2.BORDER_REFLECT)
+
+
+def guided_filter(guide: np.ndarray, src: np.ndarray, radius: int, eps: float, subsample: int = 1) -> np.ndarray:
     """He et al.'s guided filter (grey guide) with (2r+1)² box filters; returns float32 (H, W).
 
     Output q = mean(a)·I + mean(b) with a = cov(I, p)/(var(I) + eps), b = mean(p) − a·mean(I).
+    ``subsample`` s > 1 is He & Sun's fast guided filter: a and b are computed on the guide and source
+    shrunk by s (radius r/s) and upsampled bilinearly; q keeps the full-resolution guide's edges.
     """
     I = np.asarray(guide, np.float32)
     p = np.asarray(src, np.float32)
     if I.ndim != 2 or I.shape != p.shape:
         raise ValueError(f"guide and src must be 2-D arrays of one shape, got {I.shape} and {p.shape}")
-    if radius < 0 or eps <= 0:
-        raise ValueError(f"radius must be >= 0 and eps > 0, got radius={radius}, eps={eps}")
-    k = (2 * int(radius) + 1,) * 2
-
-    def box(x: np.ndarray) -> np.ndarray:
-        return cv2.boxFilter(x, cv2.CV_32F, k, normalize=True, borderType=cv2.BORDER_REFLECT)
-
-    mean_i, mean_p = box(I), box(p)
-    var_i = box(I * I) - mean_i * mean_i
-    cov_ip = box(I * p) - mean_i * mean_p
+    if radius < 0 or eps <= 0 or subsample < 1:
+        raise ValueError(f"radius must be >= 0, eps > 0 and subsample >= 1, got radius={radius}, eps={eps}, "
+                         f"subsample={subsample}")
+    h, w = I.shape
+    s = int(subsample)
+    I_s, p_s = I, p
+    if s > 1:
+        size = (max(1, w // s), max(1, h // s))
+        I_s, p_s = (cv2.resize(x, size, interpolation=cv2.INTER_AREA) for x in (I, p))
+        radius = max(1, int(round(radius / s)))
+    k = 2 * int(radius) + 1
+    mean_i, mean_p = _box(I_s, k), _box(p_s, k)
+    var_i = _box(I_s * I_s, k) - mean_i * mean_i
+    cov_ip = _box(I_s * p_s, k) - mean_i * mean_p
     a = cov_ip / (np.maximum(var_i, 0.0) + eps)
     b = mean_p - a * mean_i
-    return box(a) * I + box(b)
+    mean_a, mean_b = _box(a, k), _box(b, k)
+    if s > 1:
+        mean_a, mean_b = (cv2.resize(x, (w, h), interpolation=cv2.INTER_LINEAR) for x in (mean_a, mean_b))
+    return mean_a * I + mean_b
 
 
 def atmospheric_light(image: np.ndarray, patch: int = 15, top: float = 0.001) -> np.ndarray:
@@ -295,18 +126,53 @@ def _resolve_light(image: np.ndarray, atmospheric) -> np.ndarray:
     return light
 
 
-def _prepare_depth(image: np.ndarray, depth: np.ndarray | None, camera: dict, max_depth: float) -> np.ndarray:
-    """Completed z-depth for the image; the flat-ground prior when depth is None (callers log that)."""
-    h, w = image.shape[:2]
-    if depth is None:
-        return fallback_depth(h, w, camera, max_depth)
-    return complete_depth(_check_depth(depth, (h, w)), camera, max_depth)
-
-
 def default_window(width: int) -> int:
     """Guided-filter window: 41 px at 2048 px width, scaled with width, odd, at least 3."""
     k = max(3, int(round(41 * width / REF_WIDTH)))
     return k if k % 2 == 1 else k + 1
+
+
+GUIDE_WIDTH = 512  # the guided filter's coefficients are computed at about this width (fast guided filter)
+
+
+def transmission(image: np.ndarray, depth: np.ndarray, camera: dict, beta: float, *, refine: bool = True,
+                 window: int | None = None, eps: float = 1e-3) -> np.ndarray:
+    """Fog transmission ``t = exp(−β·ℓ)`` (H, W) float32 in [0, 1] from complete z-depth (no holes).
+
+    ``refine``: the guided filter (window 41 at 2048 px, scaled with width; ε = 1e-3) with the grey
+    clear image as guide snaps depth edges to image edges; it runs at ``GUIDE_WIDTH`` (fast guided
+    filter) and its output stays within the local range of the raw t over the window, so it never
+    makes a patch foggier (or clearer) than all of its surroundings.
+    """
+    if not math.isfinite(beta) or beta < 0:
+        raise ValueError(f"beta must be a finite number >= 0 (m^-1), got {beta}")
+    t = np.exp(-np.float32(beta) * ray_distance(depth, camera))  # (H, W) float32
+    if not refine:
+        return t
+    k = default_window(image.shape[1]) if window is None else int(window)
+    if k < 1:
+        raise ValueError(f"window must be >= 1, got {k}")
+    h, w = t.shape
+    s = max(1, w // GUIDE_WIDTH)
+    grey = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY).astype(np.float32) * np.float32(1.0 / 255.0)
+    q = guided_filter(grey, t, k // 2, eps, subsample=s)
+    # local range of t over the window, on the shrunk grid like the filter's coefficients
+    t_s = cv2.resize(t, (max(1, w // s), max(1, h // s)), interpolation=cv2.INTER_AREA) if s > 1 else t
+    kernel = np.ones((max(1, k // s),) * 2, np.uint8)
+    lo, hi = cv2.erode(t_s, kernel), cv2.dilate(t_s, kernel)
+    if s > 1:
+        lo, hi = (cv2.resize(x, (w, h), interpolation=cv2.INTER_LINEAR) for x in (lo, hi))
+    return np.clip(np.minimum(np.maximum(q, lo), hi), 0.0, 1.0, out=q)
+
+
+def _koschmieder(image: np.ndarray, t: np.ndarray, light: np.ndarray) -> np.ndarray:
+    """R·t + L·(1 − t) = (R − L)·t + L, uint8 (H, W, 3); cv2 scalar ops: ~5x the numpy blend."""
+    scalar = tuple(float(255.0 * c) for c in light) + (0.0,)
+    out = image.astype(np.float32)
+    cv2.subtract(out, scalar, dst=out)
+    cv2.multiply(out, cv2.merge([t, t, t]), dst=out)
+    cv2.add(out, scalar, dst=out)
+    return cv2.convertScaleAbs(out)  # rounds and saturates; the sum is >= 0 (t in [0, 1])
 
 
 def fog(
@@ -315,6 +181,7 @@ def fog(
     camera: dict,
     beta: float,
     *,
+    labels: np.ndarray | None = None,
     refine: bool = True,
     window: int | None = None,
     eps: float = 1e-3,
@@ -323,10 +190,10 @@ def fog(
 ) -> np.ndarray:
     """Homogeneous fog by Koschmieder's law (Foggy Cityscapes); returns uint8 (H, W, 3).
 
-    ``t = exp(−β·ℓ)`` per pixel from the completed depth; with ``refine`` the transmission is
-    smoothed by the guided filter (window 41 at 2048 px, scaled with width; ε = 1e-3) guided by the
-    grey clear image, which snaps depth edges to image edges. ``atmospheric`` (scalar or RGB in
-    [0, 1]) overrides the dark-channel estimate. β = 0 returns the image unchanged.
+    ``t = exp(−β·ℓ)`` per pixel from the frame's depth (``cityseg.depth.scene_depth``: measured depth
+    completed with the help of ``labels`` (trainIds), or the label-guided prior without depth, or the
+    flat-ground prior with neither), refined as in ``transmission``. ``atmospheric`` (scalar or RGB
+    in [0, 1]) overrides the dark-channel estimate. β = 0 returns the image unchanged.
     """
     check_image(image)
     check_camera(camera)
@@ -334,16 +201,9 @@ def fog(
         raise ValueError(f"beta must be a finite number >= 0 (m^-1), got {beta}")
     if beta == 0:
         return image.copy()
-    ell = ray_distance(_prepare_depth(image, depth, camera, max_depth), camera)
-    t = np.exp(-np.float32(beta) * ell)  # (H, W) float32
-    if refine:
-        k = default_window(image.shape[1]) if window is None else int(window)
-        if k < 1:
-            raise ValueError(f"window must be >= 1, got {k}")
-        grey = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY).astype(np.float32) / 255.0
-        t = np.clip(guided_filter(grey, t, k // 2, eps), 0.0, 1.0)
-    light = _resolve_light(image, atmospheric)
-    return _to_uint8(_blend(image, light, t, 1.0 - t))  # R·t + L·(1 − t)
+    z, _ = scene_depth(image.shape[:2], depth, labels, camera, max_depth)
+    t = transmission(image, z, camera, beta, refine=refine, window=window, eps=eps)
+    return _koschmieder(image, t, _resolve_light(image, atmospheric))
 
 
 # ---- rain --------------------------------------------------------------------------------------
@@ -426,6 +286,7 @@ def rain(
     alpha: float | None = None,
     beta: float | None = None,
     seed: int = 0,
+    labels: np.ndarray | None = None,
     atmospheric=None,
     max_depth: float = DEFAULT_MAX_DEPTH,
 ) -> np.ndarray:
@@ -433,14 +294,15 @@ def rain(
 
     ``level`` 1..3 picks (α, β) ∈ {(0.01, 0.005), (0.02, 0.01), (0.03, 0.015)} and the streak density
     and length; explicit ``alpha``/``beta`` override it (with ``level=None`` the streaks follow α).
-    A = 1 − exp(−β·ℓ) with ℓ the ray distance; A0 the dark-channel atmospheric light unless given.
+    A = 1 − exp(−β·ℓ) with ℓ the ray distance of the frame's depth (as for ``fog``, with ``labels``);
+    A0 the dark-channel atmospheric light unless given.
     Deterministic per ``seed``.
     """
     check_image(image)
     check_camera(camera)
     params = _rain_level(level, alpha, beta)
     rng = np.random.default_rng(seed)
-    ell = ray_distance(_prepare_depth(image, depth, camera, max_depth), camera)
+    ell = ray_distance(scene_depth(image.shape[:2], depth, labels, camera, max_depth)[0], camera)
     veil = 1.0 - np.exp(-np.float32(params.beta) * ell)  # A, (H, W)
     # R ≤ 1 − A keeps the weight of T non-negative; where fog dominates (far, sky) streaks fade,
     # as Hu et al.'s depth attenuation of R also makes them.
@@ -461,12 +323,15 @@ def weather_augment(
     camera: dict | None,
     rng: np.random.Generator,
     types: list[str],
+    labels: np.ndarray | None = None,
 ) -> tuple[np.ndarray, str]:
     """Apply one of ``types`` (uniformly) at a random strength; returns (image, the type applied).
 
     fog: β ~ U(0.002, 0.03) on the cheap path (no guided-filter refinement); rain: level 1..3;
-    a corruption name from cityseg.corruptions: severity 1..5. Depth None → flat-ground prior;
-    camera None → the typical Cityscapes camera scaled to the image.
+    a corruption name from cityseg.corruptions: severity 1..5. The depth is the frame's best
+    (``cityseg.depth.scene_depth``): measured depth with its holes filled by label, the label-guided
+    prior from ``labels`` (trainIds of the image's size) without depth, the flat-ground prior with
+    neither; camera None → the typical Cityscapes camera scaled to the image.
     """
     check_image(image)
     if not types:
@@ -480,10 +345,8 @@ def weather_augment(
         return corrupt(image, name, int(rng.integers(1, 6)), int(rng.integers(2**31 - 1))), name
     if camera is None:
         camera = default_camera(h, w)
-    if depth is None:
-        depth = fallback_depth(h, w, camera)
     if name == "fog":
         beta = float(rng.uniform(*AUGMENT_BETA_RANGE))
-        return fog(image, depth, camera, beta, refine=False), name
+        return fog(image, depth, camera, beta, labels=labels, refine=False), name
     level = int(rng.integers(1, 4))
-    return rain(image, depth, camera, level, seed=int(rng.integers(2**31 - 1))), name
+    return rain(image, depth, camera, level, seed=int(rng.integers(2**31 - 1)), labels=labels), name

@@ -71,9 +71,22 @@ def disparity_png(depth: np.ndarray, camera: dict, rng: np.random.Generator) -> 
     if baseline <= 0 or fx <= 0:
         raise ValueError(f"camera: baseline and fx must be > 0, got {baseline}, {fx}")
     H, W = depth.shape
+    q, valid = stereo_match(depth, baseline * fx)
+    blobs = cv2.resize(rng.random((max(2, H // 24), max(2, W // 24))).astype(np.float32), (W, H),
+                       interpolation=cv2.INTER_LINEAR)
+    valid &= blobs < rng.uniform(0.9, 0.95)
+    valid &= rng.random((H, W)) > 0.01
+    return np.where(valid, q + 1, 0).astype(np.uint16)
+
+
+def stereo_match(depth: np.ndarray, baseline_fx: float) -> tuple[np.ndarray, np.ndarray]:
+    """Quantised disparity ``round(256·baseline·fx/depth)`` (float64) and where a perfect matcher has it:
+    finite depth in range, seen by the right camera (x − d inside the image, not covered by a nearer
+    pixel further right)."""
+    W = depth.shape[1]
     finite = np.isfinite(depth) & (depth > 0)
     with np.errstate(divide="ignore", invalid="ignore"):
-        d = np.where(finite, baseline * fx / np.where(finite, depth, 1.0), 0.0)
+        d = np.where(finite, baseline_fx / np.where(finite, depth, 1.0), 0.0)
     q = np.round(d * 256.0)
     valid = finite & (q >= 1) & (q <= 65534)
     # right-image visibility: x_r = x - d must not be covered by a pixel further right (closer object)
@@ -82,8 +95,4 @@ def disparity_png(depth: np.ndarray, camera: dict, rng: np.random.Generator) -> 
     covered = np.zeros_like(valid)
     covered[:, :-1] = run_min[:, 1:] < xr[:, :-1] - 0.5
     valid &= ~covered & (xr >= 0)
-    blobs = cv2.resize(rng.random((max(2, H // 24), max(2, W // 24))).astype(np.float32), (W, H),
-                       interpolation=cv2.INTER_LINEAR)
-    valid &= blobs < rng.uniform(0.9, 0.95)
-    valid &= rng.random((H, W)) > 0.01
-    return np.where(valid, q + 1, 0).astype(np.uint16)
+    return q, valid
