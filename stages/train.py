@@ -1,20 +1,32 @@
-"""DVC stage `train@<benchmark>`: train one benchmark's model on the prepared dataset."""
+"""DVC stage `train@<benchmark>`: train one benchmark's model on the prepared dataset.
+
+SIGUSR1/SIGTERM stop it after the current step with its resume state saved: exit status 75 (EX_TEMPFAIL), and
+the same command run again continues (cluster/README: requeue on 75).
+"""
+
+import sys
 
 from cityseg.cli import run_stage, stage_args
 from cityseg.config import benchmark_configs, load_params
+from cityseg.jobs import EXIT_PREEMPTED, resolve_resume_dir
 from cityseg.train import fit
 
 PATHS = {"benchmark": "a key of 'benchmarks' in params.yaml", "prepared": "prepared dataset folder",
          "out": "checkpoint folder (best.pt, summary.json)", "live": "DVCLive folder (per-epoch metrics, overlays)",
-         # Outside the stage's outputs: DVC deletes outputs before a re-run, and an interrupted run
-         # must find its last epoch again.
+         # Outside the stage's outputs (DVC deletes outputs before a re-run) and, when relative, under the main
+         # project (or $CITYSEG_RESUME_ROOT): temporary experiment copies are deleted after a failed run.
          "resume": "resume folder (last.pt and a copy of best.pt while training)"}
 
 
 def main() -> None:
     args = stage_args(__doc__, PATHS)
     model_cfg, train_cfg = benchmark_configs(load_params(args.params), args.benchmark)
-    s = fit(model_cfg, train_cfg, args.prepared, args.out, args.live, args.resume)
+    s = fit(model_cfg, train_cfg, args.prepared, args.out, args.live, resolve_resume_dir(args.resume),
+            run_name=args.benchmark)
+    if s["interrupted"]:
+        print(f"train@{args.benchmark}: stopped by {s['reason']} after epoch {s['epochs_done']} + {s['steps']} step(s); "
+              f"exit {EXIT_PREEMPTED}: run again to continue", file=sys.stderr)
+        sys.exit(EXIT_PREEMPTED)
     print(f"train@{args.benchmark}: best epoch {s['best_epoch']}/{s['epochs']}, val Dice {s['val_dice']:.4f}, "
           f"val mIoU {s['val_miou']:.4f}, {s['train_time_s']:.0f} s ({s['train_images_per_s']:.1f} images/s)")
 

@@ -116,3 +116,28 @@ def test_bad_params_key_fails_the_stage_with_its_name(project, tmp_path):
                 "--params", str(bad)], root, env, ok=False)
     assert proc.returncode == 2 and "unknown key 'model.widht'" in proc.stderr
     assert not (tmp_path / "m").exists()
+
+
+def test_temp_experiment_killed_in_training_resumes_in_the_next_run(project):
+    # `dvc exp run --temp` trains in a throw-away copy under .dvc/tmp/exps/; the resume state must land in the
+    # main project (DVC_ROOT) so the next run continues instead of starting over.
+    import signal
+    import time
+
+    root, env = project
+    resume = root / ".cityseg/resume/baseline"
+    cmd = [sys.executable, "-m", "dvc", "exp", "run", "--temp", "-S", "train.epochs=40"]
+    first = subprocess.Popen(cmd, cwd=root, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    deadline = time.monotonic() + 600
+    while not list(resume.glob("*/last.pt")):
+        assert first.poll() is None and time.monotonic() < deadline, first.stdout.read()
+        time.sleep(0.1)  # polling interval, not a timing assumption
+    pids = subprocess.run(["pgrep", "-f", f"stages/train.py --benchmark baseline"], capture_output=True, text=True)
+    training = [int(p) for p in pids.stdout.split() if Path(f"/proc/{p}/cwd").resolve().is_relative_to(root / ".dvc/tmp/exps")]
+    assert len(training) == 1, pids.stdout
+    os.kill(training[0], signal.SIGTERM)
+    out = first.communicate(timeout=600)[0]
+    assert first.returncode != 0 and "exited with 75" in out, out[-3000:]
+    again = run(cmd, root, env)
+    assert "resuming from" in again.stdout and str(resume) in again.stdout, again.stdout[-3000:]
+    assert not resume.exists()

@@ -17,7 +17,7 @@ import pytest
 import torch
 
 from cityseg.config import ModelConfig, TrainConfig
-from cityseg.dataset import SegDataset, load_cache
+from cityseg.dataset import SegDataset, load_cache, read_manifest
 from cityseg.io import write_json
 from cityseg import train as train_module
 from cityseg.models import load_checkpoint
@@ -89,6 +89,11 @@ def run_fit(base: Path, train: TrainConfig, name: str, model: ModelConfig = MODE
         result = fit(model, train, base / "prepared", out / "model", out / "live", out / "resume",
                      device="cpu", progress=False, **kw)
     return result, out
+
+
+def run_dir(base: Path, out: Path, train: TrainConfig, model: ModelConfig = MODEL) -> Path:
+    """The folder of ``run_fit(base, train, out.name, model)``'s resume files (keyed by the config hash)."""
+    return train_module.run_resume_dir(out / "resume", config_hash(model, train, read_manifest(base / "prepared")))
 
 
 @pytest.fixture(scope="module")
@@ -166,8 +171,8 @@ def test_resume_with_dropout_gives_identical_weights_and_keeps_the_best(workdir,
     full_final = weights[-1]
     epoch["next"] = 0
     first, part_dir = run_fit(workdir, train, "part", FASTSCNN, stop_after_epochs=1)
-    assert first == {"interrupted": True, "epochs_done": 1}
-    saved = torch.load(part_dir / "resume" / "last.pt", weights_only=True)
+    assert first == {"interrupted": True, "epochs_done": 1, "steps": 0, "reason": "stop_after_epochs"}
+    saved = torch.load(run_dir(workdir, part_dir, train, FASTSCNN) / "last.pt", weights_only=True)
     assert list(saved) == [f.name for f in dataclasses.fields(ResumeState)]
     assert saved["epoch"] == 1 and saved["best"]["epoch"] == 1 and saved["best_score"] == 0.9
     # `dvc repro` deletes a stage's outputs before re-running it; only the resume dir survives.
@@ -197,7 +202,7 @@ def test_resume_with_dropout_gives_identical_weights_and_keeps_the_best(workdir,
 
 def test_stale_resume_checkpoint_is_ignored(workdir):
     train = TrainConfig(epochs=1, batch_size=4, size=[H, W], seed=5)
-    resume = workdir / "stale" / "resume" / "last.pt"
+    resume = run_dir(workdir, workdir / "stale", train) / "last.pt"
     resume.parent.mkdir(parents=True)
     torch.save({"config_hash": "another run", "epoch": 7}, resume)
     result, _ = run_fit(workdir, train, "stale")

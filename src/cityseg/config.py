@@ -108,6 +108,7 @@ class TrainConfig:
     cpu_channels_last: bool = True
     num_workers: int = 0
     seed: int = 42
+    wandb: bool = False  # also log to Weights & Biases (needs the wandb package; see README); never changes a result
 
     def __post_init__(self):
         _check_choice("train.amp", self.amp, ("auto", "bf16", "fp32"))

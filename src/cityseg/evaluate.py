@@ -15,7 +15,6 @@ from typing import Any, Iterator
 import cv2
 import numpy as np
 import torch
-from tqdm import tqdm
 
 from cityseg import labels as L
 from cityseg.dataset import full_res_samples, load_cache, read_sample
@@ -23,6 +22,7 @@ from cityseg.flops import count_flops, count_macs_ptflops, count_params
 from cityseg.inference import Predictor, predict_logits
 from cityseg.metrics import ConfusionMatrix, DiceMeter
 from cityseg.postprocess import to_labels
+from cityseg.progress import progress as progress_bar
 
 __all__ = ["Predictor", "complexity", "evaluate_model", "iter_predictions", "json_number", "predict_logits",
            "score_split", "trivial_predictors"]
@@ -45,7 +45,7 @@ def iter_predictions(model: torch.nn.Module, prepared: str | os.PathLike, split:
     """Yield (stem, image, label, logits (19,H,W) on CPU) for every image of ``split`` at full resolution."""
     samples = full_res_samples(prepared, split)
     model.eval()
-    for start in tqdm(range(0, len(samples), batch_size), desc=f"evaluate {split}", unit="batch", disable=not progress):
+    for start in progress_bar(range(0, len(samples), batch_size), desc=f"evaluate {split}", unit="batch", enabled=progress):
         chunk = samples[start : start + batch_size]
         data = [read_sample(s) for s in chunk]
         images = [d[0] for d in data]

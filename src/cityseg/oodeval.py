@@ -28,7 +28,6 @@ from typing import Any, Iterable, Sequence
 import numpy as np
 import torch
 from torch import nn
-from tqdm import tqdm
 
 from cityseg import ood
 from cityseg.config import OODConfig
@@ -39,6 +38,7 @@ from cityseg.io import DataError, atomic_path, read_image
 from cityseg.metrics import DiceMeter
 from cityseg.oodlayout import GROUPS, list_ood_images
 from cityseg.postprocess import to_labels
+from cityseg.progress import progress as progress_bar
 
 SET_NAMES = ("id_val", "id_test", "near_val", "far_val", "near_test", "far_test")
 CALIBRATION_SPLIT = "val"
@@ -73,7 +73,7 @@ def fit_mahalanobis(model: nn.Module, prepared: str | os.PathLike, input_size: t
     idx = np.unique(np.linspace(0, n - 1, min(n, max(2, int(max_images)))).round().astype(int))
     model.eval()
     feats = []
-    for chunk in tqdm(list(_batches(idx, batch_size)), desc="ood features (train)", unit="batch", disable=not progress):
+    for chunk in progress_bar(list(_batches(idx, batch_size)), desc="ood features (train)", unit="batch", enabled=progress):
         x = to_batch([np.asarray(cache.images[i]) for i in chunk], input_size, device)
         feats.append(ood.pooled_features(model, x, feature_layer).double().cpu())
     return ood.MahalanobisScorer().fit(torch.cat(feats))
@@ -128,7 +128,7 @@ def score_id_images(model: nn.Module, samples: Sequence[Any], input_size: tuple[
                     min_area: float) -> ImageScores:
     """Scores and competition Dice of labelled prepared samples (`dataset.Sample`)."""
     meter, parts, names = DiceMeter(), _empty(methods), []
-    for chunk in tqdm(list(_batches(samples, batch_size)), desc=desc, unit="batch", disable=not progress):
+    for chunk in progress_bar(list(_batches(samples, batch_size)), desc=desc, unit="batch", enabled=progress):
         data = [read_sample(s) for s in chunk]
         logits, feats = _forward(model, [d[0] for d in data], input_size, device, tap)
         for m, v in _score_batch(logits, feats, methods, temperature, percentile, maha).items():
@@ -148,7 +148,7 @@ def score_ood_images(model: nn.Module, paths: Sequence[Path], input_size: tuple[
                      root: Path | None = None) -> ImageScores:
     """Scores of unlabelled images of any sizes (all resized to the input size, so they batch together)."""
     parts = _empty(methods)
-    for chunk in tqdm(list(_batches(paths, batch_size)), desc=desc, unit="batch", disable=not progress):
+    for chunk in progress_bar(list(_batches(paths, batch_size)), desc=desc, unit="batch", enabled=progress):
         logits, feats = _forward(model, [read_image(p) for p in chunk], input_size, device, tap)
         for m, v in _score_batch(logits, feats, methods, temperature, percentile, maha).items():
             parts[m].append(v)

@@ -19,11 +19,11 @@ from typing import Any, Sequence
 
 import cv2
 import numpy as np
-from tqdm import tqdm
 
 from cityseg.io import DataError, atomic_dir, link_or_copy, read_image, write_json, write_png
 from cityseg.oodlayout import GROUPS, IMAGE_EXTENSIONS, SPLITS, images_under, list_ood_images
 from cityseg.parallel import pmap
+from cityseg.progress import progress as progress_bar
 
 FAR_KINDS = (
     "photo",
@@ -512,7 +512,7 @@ def import_user_ood(user_root: str | os.PathLike, out: str | os.PathLike, progre
     counts = {f"{s}_{g}": len(files) for (s, g), (_, files) in listed.items()}
     counts["total"] = sum(counts.values())
     records = []
-    with atomic_dir(out) as tmp, tqdm(total=counts["total"], desc="oodsets (user)", unit="img", disable=not progress) as bar:
+    with atomic_dir(out) as tmp, progress_bar(total=counts["total"], desc="oodsets (user)", unit="img", enabled=progress) as bar:
         for (split, group), (folder, files) in listed.items():
             (tmp / split / group).mkdir(parents=True, exist_ok=True)
             for src in files:

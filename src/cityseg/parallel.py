@@ -10,7 +10,7 @@ import os
 from concurrent.futures import ProcessPoolExecutor
 from typing import Callable, Iterable, Iterator, Sequence, TypeVar
 
-from tqdm import tqdm
+from cityseg.progress import progress as progress_bar
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -32,7 +32,7 @@ def pmap(fn: Callable[[T], R], jobs: Sequence[T], workers: int, desc: str, unit:
     so the output does not depend on the number of workers. A failure cancels the pending jobs.
     """
     n = resolve_workers(workers, len(jobs))
-    with tqdm(total=len(jobs), desc=desc, unit=unit, disable=not progress) as bar:
+    with progress_bar(total=len(jobs), desc=desc, unit=unit, enabled=progress) as bar:
         if n == 1:
             results: Iterable[R] = map(fn, jobs)
             pool = None

@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Iterable, Mapping, Optional, Sequence
 
 import numpy as np
-from tqdm import tqdm
 
 from cityseg import labels as L
 from cityseg.evaluate import iter_predictions, json_number
@@ -20,6 +19,7 @@ from cityseg.inference import Predictor, predict_logits
 from cityseg.metrics import DiceMeter, dice_per_class, image_dice
 from cityseg.plots import plt, save_figure
 from cityseg.postprocess import to_labels
+from cityseg.progress import Bar, progress as progress_bar
 from cityseg.testbed import CLEAN, CONDITION_NAMES, read_pair, read_testbed
 
 
@@ -55,7 +55,7 @@ def summarize_robustness(dice_clean: float, dice: Mapping[tuple[str, int], float
     return out
 
 
-def _folder_dice(p: Predictor, folder: Path, split: str, batch_size: int, bar: tqdm) -> float:
+def _folder_dice(p: Predictor, folder: Path, split: str, batch_size: int, bar: Bar) -> float:
     meter = DiceMeter()
     for _, _, label, logits in iter_predictions(p.model, folder, split, p.input_size, batch_size, p.device, False):
         meter.update(to_labels(logits, p.min_area).numpy(), label, batched=False)
@@ -75,7 +75,7 @@ def evaluate_robustness(predictor: Predictor, weather_root: str | os.PathLike, b
     split, n = manifest["split"], len(manifest["stems"])
     heldout = list(manifest.get("heldout", []) if heldout is None else heldout)
     folders = [(name, int(sev)) for name, sevs in manifest["conditions"].items() for sev in sevs]
-    bar = tqdm(total=n * (1 + len(folders)), desc="robustness", unit="img", disable=not progress)
+    bar = progress_bar(total=n * (1 + len(folders)), desc="robustness", unit="img", enabled=progress)
     clean = _folder_dice(predictor, root / manifest["clean"], split, batch_size, bar)
     dice = {}
     for name, sev in folders:

@@ -4,7 +4,9 @@
 best checkpoint (by validation Dice, or loss for the course recipe), logs to DVCLive and
 writes a resume checkpoint each epoch so an interrupted run continues exactly where it
 stopped: shuffling is seeded per (seed, epoch) and augmentation per (seed, epoch, index), so
-a resumed CPU run ends with weights identical to an uninterrupted one.
+a resumed CPU run ends with weights identical to an uninterrupted one. SIGUSR1 or SIGTERM
+(`jobs.StopSignals`) stop it after the current optimizer step with the resume state of that
+step (loader position, partial epoch loss, RNG), so a cluster job loses no work.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import hashlib
+import itertools
 import json
 import logging
 import math
@@ -26,17 +29,19 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.utils.data import DataLoader
-from tqdm import tqdm
+from torch.utils.data import DataLoader, Sampler
 
 from cityseg.config import ConfigError, ModelConfig, TrainConfig
 from cityseg.dataset import CacheSplit, SegDataset, load_cache, read_manifest
 from cityseg.inference import Precision, autocast, forward, logits_at, predict_logits, resolve_device
 from cityseg.io import DataError, atomic_path, write_json
+from cityseg.jobs import EXIT_PREEMPTED, StopSignals
 from cityseg.labels import IGNORE_INDEX, NUM_CLASSES, colorize
 from cityseg.metrics import ConfusionMatrix, DiceMeter
 from cityseg.models import build_model, pad_multiple, save_checkpoint
 from cityseg.postprocess import to_labels
+from cityseg.progress import progress as progress_bar
+from cityseg.tracking import RunLog, start_wandb
 from cityseg.transforms import build_eval_transform, build_train_transform
 
 log = logging.getLogger(__name__)
@@ -45,7 +50,7 @@ RESUME_NAME = "last.pt"
 BEST_NAME = "best.pt"
 OVERLAY_INDEX = 0  # the fixed val sample shown in the DVCLive overlay
 # Train-config keys that do not change the result, so changing them keeps a resume valid.
-HASH_EXCLUDED = ("num_workers",)
+HASH_EXCLUDED = ("num_workers", "wandb")
 
 
 # --------------------------------------------------------------------------- set-up helpers
@@ -99,6 +104,26 @@ def make_loader(dataset: SegDataset, batch_size: int, shuffle: bool, num_workers
     generator = torch.Generator().manual_seed(_epoch_seed(seed, epoch)) if shuffle else None
     return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, generator=generator,
                       num_workers=num_workers, pin_memory=pin_memory, drop_last=drop_last)
+
+
+class _SkipBatches(Sampler):
+    """A batch sampler without the first ``skip`` batches of ``batches`` (whose indices are drawn, not loaded)."""
+
+    def __init__(self, batches: Sampler, skip: int):
+        self.batches, self.skip = batches, skip
+
+    def __iter__(self):
+        return itertools.islice(iter(self.batches), self.skip, None)
+
+    def __len__(self) -> int:
+        return max(0, len(self.batches) - self.skip)
+
+
+def skip_batches(loader: DataLoader, skip: int) -> DataLoader:
+    """``loader`` from batch ``skip`` on: the same batches in the same order (its generator draws as the full
+    loader's would), for continuing an epoch stopped after ``skip`` steps."""
+    return DataLoader(loader.dataset, batch_sampler=_SkipBatches(loader.batch_sampler, skip), generator=loader.generator,
+                      num_workers=loader.num_workers, pin_memory=loader.pin_memory)
 
 
 def steps_per_epoch(n: int, batch_size: int) -> int:
@@ -205,12 +230,19 @@ def _to_device(images: torch.Tensor, masks: torch.Tensor, device: torch.device,
 def train_one_epoch(model: nn.Module, loader: DataLoader, optimizer: torch.optim.Optimizer,
                     scheduler: Optional[torch.optim.lr_scheduler.LRScheduler], loss_fn: Callable,
                     device: torch.device, amp_dtype: Optional[torch.dtype], channels_last: bool,
-                    progress: bool = False, desc: str = "train") -> float:
-    """One pass over ``loader`` (scheduler stepped per iteration); returns the mean loss per image."""
+                    progress: bool = False, desc: str = "train", start: Optional[dict] = None,
+                    stop: Callable[[], bool] = lambda: False) -> dict:
+    """One pass over ``loader`` (scheduler stepped per iteration): {"steps", "loss_sum", "seen", "stopped"}.
+
+    ``start`` (such a dict) continues a pass stopped after ``start["steps"]`` batches, ``loader`` being
+    `skip_batches` of them. ``stop()`` is asked after every step; when true the pass ends there, ``stopped``.
+    Pass the result to `mean_loss` for the epoch's mean loss per image.
+    """
     model.train()
-    total = torch.zeros((), dtype=torch.float64, device=device)  # summed on device: no sync per step
-    seen = 0
-    bar = tqdm(loader, desc=desc, unit="batch", disable=not progress)
+    # Summed on device (no sync per step) in float64, which a resume restores exactly from a Python float.
+    total = torch.tensor(start["loss_sum"] if start else 0.0, dtype=torch.float64, device=device)
+    seen, done, stopped = (start["seen"], start["steps"], False) if start else (0, 0, False)
+    bar = progress_bar(loader, desc=desc, unit="batch", enabled=progress)
     for step, (images, masks) in enumerate(bar):
         images, masks = _to_device(images, masks, device, channels_last)
         with autocast(device, amp_dtype):
@@ -223,11 +255,21 @@ def train_one_epoch(model: nn.Module, loader: DataLoader, optimizer: torch.optim
             scheduler.step()
         total += loss.detach() * images.shape[0]
         seen += images.shape[0]
+        done += 1
         if progress and (step % 10 == 0 or step == len(loader) - 1):
             bar.set_postfix(loss=f"{total.item() / seen:.4f}")
-    if seen == 0:
+        if stop():
+            stopped = True
+            break
+    bar.close()
+    return {"steps": done, "loss_sum": total.item(), "seen": seen, "stopped": stopped}
+
+
+def mean_loss(part: dict) -> float:
+    """The mean training loss per image of a whole `train_one_epoch` pass (checked: some batches, finite)."""
+    if part["seen"] == 0:
         raise DataError("training loader produced no batches (empty training split?)")
-    mean = total.item() / seen
+    mean = part["loss_sum"] / part["seen"]
     if not math.isfinite(mean):
         raise FloatingPointError(f"training loss is {mean}: diverged (lower train.lr or check the data)")
     return mean
@@ -292,6 +334,9 @@ class ResumeState:
     train_time_s: float = 0.0
     loop_time_s: float = 0.0
     rng: Optional[dict] = None  # `_rng_state` (torch, numpy, python, cuda): dropout draws continue
+    # Stopped inside epoch ``epoch`` (0-based; a signal): `train_one_epoch`'s {"steps", "loss_sum", "seen"} so
+    # far + "loop_s"; None at an epoch boundary.
+    partial: Optional[dict] = None
 
 
 def write_resume(path: Path, state: ResumeState) -> None:
@@ -414,6 +459,12 @@ def _build(model_cfg: ModelConfig, train_cfg: TrainConfig, prepared_root: str | 
                   amp_dtype_for(device, train_cfg.amp), channels_last, steps), cfg_hash
 
 
+def run_resume_dir(resume_dir: str | Path, cfg_hash: str) -> Path:
+    """The resume folder of one run: ``resume_dir/<config hash prefix>``, so experiments of one benchmark with
+    different params (a queued sweep run in parallel) never share or overwrite each other's checkpoints."""
+    return Path(resume_dir) / cfg_hash[:16]
+
+
 def _resume(setup: _Setup, cfg_hash: str, resume_dir: Path, out_dir: Path, epochs: int) -> ResumeState:
     """The state to continue from: a matching ``last.pt`` loaded into ``setup``, or a fresh start."""
     state = read_resume(resume_dir / RESUME_NAME, cfg_hash)
@@ -431,40 +482,37 @@ def _resume(setup: _Setup, cfg_hash: str, resume_dir: Path, out_dir: Path, epoch
         else:
             log.warning("best checkpoint of the interrupted run is gone; choosing the best anew")
             state.best_score, state.best = -math.inf, None
-    log.info("resuming from %s after epoch %d of %d", resume_dir / RESUME_NAME, state.epoch, epochs)
+    within = f", step {state.partial['steps']} of epoch {state.epoch + 1}" if state.partial else ""
+    log.info("resuming from %s after epoch %d of %d%s", resume_dir / RESUME_NAME, state.epoch, epochs, within)
     return state
 
 
-def _log_epoch(live, record: dict) -> None:
-    """One epoch's numbers to DVCLive (plots/metrics/<name>.tsv, x = step = epoch - 1)."""
-    live.log_metric("train/loss", record["train_loss"])
-    live.log_metric("val/loss", record["val_loss"])
-    live.log_metric("val/dice", record["val_dice"])
-    live.log_metric("val/miou", record["val_miou"])
-    live.log_metric("lr", record["lr"])
-
-
-def _run_epoch(setup: _Setup, state: ResumeState, live, cfg: TrainConfig, epoch: int, progress: bool) -> dict:
-    """Train one epoch, validate, log it (DVCLive row + overlay); returns the validation scores."""
-    t0 = time.perf_counter()
+def _run_epoch(setup: _Setup, state: ResumeState, runlog: RunLog, cfg: TrainConfig, epoch: int, progress: bool,
+               stop: Callable[[], bool]) -> Optional[dict]:
+    """Train one epoch (or the rest of ``state.partial``), validate, log it (DVCLive row + overlay); returns the
+    validation scores, or None when ``stop()`` ended the pass early (``state.partial`` then says where)."""
+    t0, start = time.perf_counter(), state.partial
     loader = make_loader(setup.train_ds, cfg.batch_size, shuffle=True, num_workers=cfg.num_workers,
                          pin_memory=setup.device.type == "cuda", seed=cfg.seed, epoch=epoch)
-    train_loss = train_one_epoch(setup.model, loader, setup.optimizer, setup.scheduler, setup.loss_fn, setup.device,
-                                 setup.amp_dtype, setup.channels_last, progress=progress,
-                                 desc=f"epoch {epoch + 1}/{cfg.epochs}")
+    part = train_one_epoch(setup.model, skip_batches(loader, start["steps"]) if start else loader, setup.optimizer,
+                           setup.scheduler, setup.loss_fn, setup.device, setup.amp_dtype, setup.channels_last,
+                           progress=progress, desc=f"epoch {epoch + 1}/{cfg.epochs}", start=start, stop=stop)
     if setup.device.type == "cuda":
         torch.cuda.synchronize()
-    loop_s = time.perf_counter() - t0
+    loop_s = time.perf_counter() - t0 + (start["loop_s"] if start else 0.0)
+    if part["stopped"] and part["steps"] < setup.steps:
+        state.partial = {"steps": part["steps"], "loss_sum": part["loss_sum"], "seen": part["seen"], "loop_s": loop_s}
+        return None
+    state.partial, train_loss = None, mean_loss(part)
     val = evaluate(setup.model, setup.val_loader, setup.loss_fn, setup.device, cfg.min_class_area)
     record = {"epoch": epoch + 1, "train_loss": train_loss, "val_loss": val["loss"], "val_dice": val["dice"],
               "val_miou": val["miou"], "lr": setup.optimizer.param_groups[0]["lr"],
               "images_per_s": images_per_epoch(len(setup.train_ds), cfg.batch_size) / loop_s}
     state.history.append(record)
-    _log_epoch(live, record)
-    live.log_image("overlay.png", overlay(setup.model, setup.val_cache, OVERLAY_INDEX, tuple(cfg.size), setup.device,
-                                          cfg.min_class_area))
-    live.next_step()
-    epoch_s = time.perf_counter() - t0
+    runlog.image("overlay.png", overlay(setup.model, setup.val_cache, OVERLAY_INDEX, tuple(cfg.size), setup.device,
+                                        cfg.min_class_area))
+    runlog.epoch(record)
+    epoch_s = time.perf_counter() - t0 + (start["loop_s"] if start else 0.0)
     state.train_time_s += epoch_s
     state.loop_time_s += loop_s
     log.info("epoch %d/%d: train loss %.4f, val loss %.4f, val dice %.4f, val mIoU %.4f (%.1f s)",
@@ -493,8 +541,8 @@ def _save_resume(setup: _Setup, state: ResumeState, epochs_done: int, path: Path
     write_resume(path, state)
 
 
-def _finish(setup: _Setup, state: ResumeState, live, cfg: TrainConfig, out_dir: Path, resume_dir: Path) -> dict:
-    """The run summary (also to DVCLive and ``out_dir/summary.json``); removes the resume files."""
+def _finish(setup: _Setup, state: ResumeState, runlog: RunLog, cfg: TrainConfig, out_dir: Path, resume_dir: Path) -> dict:
+    """The run summary (also to the run's logs and ``out_dir/summary.json``); removes the resume files."""
     best, history = state.best, state.history
     images_seen = len(history) * images_per_epoch(len(setup.train_ds), cfg.batch_size)
     summary = {
@@ -512,49 +560,61 @@ def _finish(setup: _Setup, state: ResumeState, live, cfg: TrainConfig, out_dir: 
         "amp": str(setup.amp_dtype).replace("torch.", "") if setup.amp_dtype else "fp32",
         "history": history,
     }
-    live.summary["best"] = {key: summary[key] for key in ("best_epoch", "val_dice", "val_miou", "val_loss")}
-    live.end()
+    runlog.end({key: summary[key] for key in ("best_epoch", "val_dice", "val_miou", "val_loss")})
     write_json(out_dir / "summary.json", summary)
     (resume_dir / RESUME_NAME).unlink(missing_ok=True)
     (resume_dir / BEST_NAME).unlink(missing_ok=True)
-    with contextlib.suppress(OSError):
-        resume_dir.rmdir()  # only when empty
+    for folder in (resume_dir, resume_dir.parent):  # the run's folder, then the benchmark's: only when empty
+        with contextlib.suppress(OSError):
+            folder.rmdir()
     return summary
+
+
+def _interrupted(setup: _Setup, state: ResumeState, runlog: RunLog, epochs_done: int, path: Path, reason: str) -> dict:
+    """Write the resume state of where training stands, close the logs; fit's result for a stopped run."""
+    _save_resume(setup, state, epochs_done, path)
+    runlog.end(None, exit_code=EXIT_PREEMPTED)
+    steps = state.partial["steps"] if state.partial else 0
+    log.info("stopped (%s) after epoch %d%s; %s keeps the state to continue from", reason, state.epoch,
+             f" + {steps} step(s) of epoch {state.epoch + 1}" if steps else "", path)
+    return {"interrupted": True, "epochs_done": state.epoch, "steps": steps, "reason": reason}
 
 
 def fit(model_cfg: ModelConfig, train_cfg: TrainConfig, prepared_root: str | Path, out_dir: str | Path,
         live_dir: str | Path, resume_dir: str | Path, device: str | torch.device | None = None,
-        progress: bool = True, stop_after_epochs: Optional[int] = None) -> dict:
+        progress: bool = True, stop_after_epochs: Optional[int] = None, run_name: str = "train") -> dict:
     """Train ``model_cfg`` with ``train_cfg`` on ``prepared_root``; returns the run summary.
 
     Writes ``out_dir/best.pt`` (via ``models.save_checkpoint``) and ``out_dir/summary.json``,
-    DVCLive logs under ``live_dir`` and, while running, ``resume_dir/last.pt`` (+ a copy of
-    best.pt). A matching ``last.pt`` (same config and data hash) is resumed, even when
-    ``out_dir`` and ``live_dir`` were deleted meanwhile (as ``dvc repro`` does); both resume
-    files are removed after a successful end. Keep ``resume_dir`` outside the stage's outputs.
-    ``stop_after_epochs`` (tests) returns after that many epochs of this call, as if killed.
+    DVCLive logs under ``live_dir`` (and W&B's, run ``run_name``, with ``train.wandb``) and, while running,
+    ``resume_dir/<config hash>/last.pt`` (+ a copy of best.pt). A matching ``last.pt`` (same config and
+    data hash) is resumed, even when ``out_dir`` and ``live_dir`` were deleted meanwhile (as ``dvc repro``
+    does); both resume files are removed after a successful end. Keep ``resume_dir`` outside the stage's
+    outputs (`jobs.resolve_resume_dir`). SIGUSR1/SIGTERM stop training after the current step, and
+    ``stop_after_epochs`` (tests) after that many epochs of this call; both return
+    {"interrupted": True, "epochs_done", "steps", "reason"} with the resume state written.
     """
-    from dvclive import Live  # imports dvc: seconds, so only when training
-
     device = resolve_device(device)
-    out_dir, live_dir, resume_dir = Path(out_dir), Path(live_dir), Path(resume_dir)
+    out_dir, live_dir = Path(out_dir), Path(live_dir)
     setup, cfg_hash = _build(model_cfg, train_cfg, prepared_root, device)
+    resume_dir = run_resume_dir(resume_dir, cfg_hash)
     state = _resume(setup, cfg_hash, resume_dir, out_dir, train_cfg.epochs)
-    # The DVCLive history is rebuilt from the resume state rather than appended to with
-    # Live(resume=True): the live dir may have been deleted (dvc repro) or hold rows logged
-    # after the last resume point, and the replay is exact either way.
-    live = Live(str(live_dir), dvcyaml=False, save_dvc_exp=False, resume=False)
+    config = {"model": dataclasses.asdict(model_cfg), "train": dataclasses.asdict(train_cfg)}
+    runlog = RunLog(live_dir, start_wandb(run_name, config) if train_cfg.wandb else None)
     for record in state.history:
-        _log_epoch(live, record)
-        live.next_step()
+        runlog.epoch(record)
     log.info("training %s (%.2f M params) on %s (%s): %d train / %d val images, %d steps/epoch",
              model_cfg.arch, setup.n_params / 1e6, device, "bf16 autocast" if setup.amp_dtype else "fp32",
              len(setup.train_ds), len(setup.val_cache), setup.steps)
-    for done, epoch in enumerate(range(state.epoch, train_cfg.epochs), start=1):
-        val = _run_epoch(setup, state, live, train_cfg, epoch, progress)
-        _keep_best(setup, state, val, epoch, model_cfg, train_cfg, resume_dir, out_dir)
-        _save_resume(setup, state, epoch + 1, resume_dir / RESUME_NAME)
-        if stop_after_epochs is not None and done >= stop_after_epochs and epoch + 1 < train_cfg.epochs:
-            log.info("stopping after %d epoch(s) as asked (stop_after_epochs); %s is kept", done, resume_dir / RESUME_NAME)
-            return {"interrupted": True, "epochs_done": epoch + 1}
-    return {"interrupted": False, **_finish(setup, state, live, train_cfg, out_dir, resume_dir)}
+    with StopSignals() as stop:
+        for done, epoch in enumerate(range(state.epoch, train_cfg.epochs), start=1):
+            val = _run_epoch(setup, state, runlog, train_cfg, epoch, progress, stop.requested)
+            if val is None:  # a signal, mid-epoch
+                return _interrupted(setup, state, runlog, epoch, resume_dir / RESUME_NAME, stop.name)
+            _keep_best(setup, state, val, epoch, model_cfg, train_cfg, resume_dir, out_dir)
+            last = epoch + 1 == train_cfg.epochs
+            if not last and (stop.requested() or (stop_after_epochs is not None and done >= stop_after_epochs)):
+                return _interrupted(setup, state, runlog, epoch + 1, resume_dir / RESUME_NAME,
+                                    stop.name or "stop_after_epochs")
+            _save_resume(setup, state, epoch + 1, resume_dir / RESUME_NAME)
+    return {"interrupted": False, **_finish(setup, state, runlog, train_cfg, out_dir, resume_dir)}
