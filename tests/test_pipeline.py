@@ -133,7 +133,10 @@ def test_temp_experiment_killed_in_training_resumes_in_the_next_run(project):
         assert first.poll() is None and time.monotonic() < deadline, first.stdout.read()
         time.sleep(0.1)  # polling interval, not a timing assumption
     pids = subprocess.run(["pgrep", "-f", f"stages/train.py --benchmark baseline"], capture_output=True, text=True)
-    training = [int(p) for p in pids.stdout.split() if Path(f"/proc/{p}/cwd").resolve().is_relative_to(root / ".dvc/tmp/exps")]
+    # DVC runs the command through `sh -c`, so pgrep also matches the shell: signal the Python process itself.
+    training = [int(p) for p in pids.stdout.split()
+                if Path(f"/proc/{p}/cwd").resolve().is_relative_to(root / ".dvc/tmp/exps")
+                and Path(f"/proc/{p}/exe").resolve().name.startswith("python")]
     assert len(training) == 1, pids.stdout
     os.kill(training[0], signal.SIGTERM)
     out = first.communicate(timeout=600)[0]
