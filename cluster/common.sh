@@ -13,7 +13,8 @@ EXIT_PREEMPTED=75  # the training stage's status after SIGUSR1/SIGTERM with its 
 CONTAINER_DATA=/data/cityscapes
 
 # The training processes of this job: python running stages/train.py, without its DataLoader workers (forked
-# children with the same command line).
+# children with the same command line). Under torchrun its ranks, not torchrun itself: it would die of SIGUSR1
+# (no handler) before they saved anything; the ranks agree to stop after the same step.
 training_pids() {
     local pid parent pids=""
     if [ -n "${SLURM_JOB_ID:-}" ] && command -v scontrol >/dev/null 2>&1; then
@@ -23,9 +24,17 @@ training_pids() {
     fi
     for pid in $pids; do
         is_training "$pid" || continue
+        is_launcher "$pid" && continue
         parent=$(ps -o ppid= -p "$pid" 2>/dev/null | tr -d ' ')
-        is_training "$parent" || echo "$pid"
+        if is_training "$parent" && ! is_launcher "$parent"; then
+            continue
+        fi
+        echo "$pid"
     done
+}
+
+is_launcher() {
+    [ -n "$1" ] && [ -r "/proc/$1/cmdline" ] && tr '\0' ' ' < "/proc/$1/cmdline" | grep -qE "torchrun|torch\.distributed\.run"
 }
 
 is_training() {

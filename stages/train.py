@@ -1,13 +1,15 @@
 """DVC stage `train@<benchmark>`: train one benchmark's model on the prepared dataset.
 
 SIGUSR1/SIGTERM stop it after the current step with its resume state saved: exit status 75 (EX_TEMPFAIL), and
-the same command run again continues (cluster/README: requeue on 75).
+the same command run again continues (cluster/README: requeue on 75). On N GPUs run the same arguments with
+``torchrun --nproc_per_node=N stages/train.py ...`` (PyTorch DDP; train.batch_size stays the global batch).
 """
 
 import sys
 
 from cityseg.cli import run_stage, stage_args
 from cityseg.config import benchmark_configs, load_params
+from cityseg.distributed import is_main
 from cityseg.jobs import EXIT_PREEMPTED, resolve_resume_dir
 from cityseg.train import fit
 
@@ -23,6 +25,8 @@ def main() -> None:
     model_cfg, train_cfg = benchmark_configs(load_params(args.params), args.benchmark)
     s = fit(model_cfg, train_cfg, args.prepared, args.out, args.live, resolve_resume_dir(args.resume),
             run_name=args.benchmark)
+    if not is_main():  # under torchrun: rank 0 reports, for all
+        sys.exit(EXIT_PREEMPTED if s["interrupted"] else 0)
     if s["interrupted"]:
         print(f"train@{args.benchmark}: stopped by {s['reason']} after epoch {s['epochs_done']} + {s['steps']} step(s); "
               f"exit {EXIT_PREEMPTED}: run again to continue", file=sys.stderr)

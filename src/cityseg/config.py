@@ -107,6 +107,9 @@ class TrainConfig:
     # oneDNN, slower for smp's ResNet encoders (benchmarks/train_speed.py).
     cpu_channels_last: bool = True
     num_workers: int = 0
+    # Under torchrun (several GPUs): BatchNorm statistics over the global batch instead of each GPU's share of
+    # it (CUDA only; slower; changes the result). One process ignores it.
+    sync_batchnorm: bool = False
     seed: int = 42
     wandb: bool = False  # also log to Weights & Biases (needs the wandb package; see README); never changes a result
 

@@ -7,6 +7,10 @@ stopped: shuffling is seeded per (seed, epoch) and augmentation per (seed, epoch
 a resumed CPU run ends with weights identical to an uninterrupted one. SIGUSR1 or SIGTERM
 (`jobs.StopSignals`) stop it after the current optimizer step with the resume state of that
 step (loader position, partial epoch loss, RNG), so a cluster job loses no work.
+
+Under ``torchrun --nproc_per_node=N`` the same code trains with DDP (`cityseg.distributed`): each rank trains
+on its slice of every seeded global batch of ``train.batch_size`` images, and rank 0 alone validates, logs and
+writes the checkpoints, so the outputs have the layout of a single-process run.
 """
 
 from __future__ import annotations
@@ -31,8 +35,10 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader, Sampler
 
+from cityseg import distributed
 from cityseg.config import ConfigError, ModelConfig, TrainConfig
 from cityseg.dataset import CacheSplit, SegDataset, load_cache, read_manifest
+from cityseg.distributed import Dist, RankShard
 from cityseg.inference import Precision, autocast, forward, logits_at, predict_logits, resolve_device
 from cityseg.io import DataError, atomic_path, write_json
 from cityseg.jobs import EXIT_PREEMPTED, StopSignals
@@ -89,21 +95,27 @@ def _epoch_seed(seed: int, epoch: int) -> int:
     return int(np.random.SeedSequence([int(seed) & 0xFFFFFFFF, int(epoch), 0x5EED]).generate_state(1, np.uint64)[0])
 
 
-def drops_last_batch(n: int, batch_size: int) -> bool:
+def drops_last_batch(n: int, batch_size: int, world_size: int = 1) -> bool:
     """Whether a training epoch drops its final batch: a batch of one image (BatchNorm and pooling
-    branches such as ASPP cannot train on a single 1x1 feature)."""
-    return n > batch_size and n % batch_size == 1
+    branches such as ASPP cannot train on a single 1x1 feature), or, with DDP, one too small to give every
+    rank an image (`distributed.RankShard`)."""
+    return n > batch_size and 0 < n % batch_size < max(2, world_size)
 
 
 def make_loader(dataset: SegDataset, batch_size: int, shuffle: bool, num_workers: int, seed: int,
-                pin_memory: bool = False, epoch: int = 0) -> DataLoader:
+                pin_memory: bool = False, epoch: int = 0, dist: Dist = Dist()) -> DataLoader:
     """A DataLoader whose shuffle order depends only on (seed, epoch); training (shuffle) loaders
-    follow `drops_last_batch`."""
+    follow `drops_last_batch`. With DDP (``dist``) a training loader yields this rank's slice of each of
+    the global batches of ``batch_size`` images that one process would train on."""
     dataset.set_epoch(epoch)
-    drop_last = shuffle and drops_last_batch(len(dataset), batch_size)
+    drop_last = shuffle and drops_last_batch(len(dataset), batch_size, dist.world_size)
     generator = torch.Generator().manual_seed(_epoch_seed(seed, epoch)) if shuffle else None
-    return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, generator=generator,
-                      num_workers=num_workers, pin_memory=pin_memory, drop_last=drop_last)
+    loader = DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, generator=generator,
+                        num_workers=num_workers, pin_memory=pin_memory, drop_last=drop_last)
+    if not (shuffle and dist.enabled):
+        return loader
+    return DataLoader(dataset, batch_sampler=RankShard(loader.batch_sampler, dist), generator=generator,
+                      num_workers=num_workers, pin_memory=pin_memory)
 
 
 class _SkipBatches(Sampler):
@@ -126,14 +138,14 @@ def skip_batches(loader: DataLoader, skip: int) -> DataLoader:
                       num_workers=loader.num_workers, pin_memory=loader.pin_memory)
 
 
-def steps_per_epoch(n: int, batch_size: int) -> int:
+def steps_per_epoch(n: int, batch_size: int, world_size: int = 1) -> int:
     """Optimizer steps per epoch, matching ``make_loader(shuffle=True)``."""
-    return n // batch_size if drops_last_batch(n, batch_size) else math.ceil(n / batch_size)
+    return n // batch_size if drops_last_batch(n, batch_size, world_size) else math.ceil(n / batch_size)
 
 
-def images_per_epoch(n: int, batch_size: int) -> int:
-    """Training images seen per epoch, matching ``make_loader(shuffle=True)``."""
-    return n - 1 if drops_last_batch(n, batch_size) else n
+def images_per_epoch(n: int, batch_size: int, world_size: int = 1) -> int:
+    """Training images seen per epoch (by all ranks together), matching ``make_loader(shuffle=True)``."""
+    return n - n % batch_size if drops_last_batch(n, batch_size, world_size) else n
 
 
 def build_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
@@ -399,7 +411,9 @@ def _copy_atomic(src: Path, dst: Path) -> None:
 class _Setup:
     """What ``fit`` builds once: the network and its optimiser, the data, and how batches run."""
 
-    model: nn.Module
+    model: nn.Module  # the network itself: checkpoints, validation, resume
+    ddp: nn.Module  # what training steps call: ``model``, or its DDP wrapper under torchrun
+    dist: Dist
     optimizer: torch.optim.Optimizer
     scheduler: torch.optim.lr_scheduler.LambdaLR
     loss_fn: Callable
@@ -440,23 +454,27 @@ def _build_net(model_cfg: ModelConfig, train_cfg: TrainConfig, device: torch.dev
 
 
 def _build(model_cfg: ModelConfig, train_cfg: TrainConfig, prepared_root: str | Path,
-           device: torch.device) -> tuple[_Setup, str]:
+           device: torch.device, dist: Dist = Dist()) -> tuple[_Setup, str]:
     """(everything one run needs, the run's `config_hash`)."""
     cuda = device.type == "cuda"
     manifest, train_cache, val_cache = _read_splits(prepared_root)
     cfg_hash = config_hash(model_cfg, train_cfg, manifest)
+    distributed.rank_batch_size(train_cfg.batch_size, dist)  # checks that the global batch splits evenly
+    if len(train_cache) < dist.world_size:
+        raise DataError(f"{len(train_cache)} training images cannot feed {dist.world_size} processes")
     channels_last = cuda or train_cfg.cpu_channels_last
-    model = _build_net(model_cfg, train_cfg, device, channels_last)
+    model, ddp = distributed.wrap(_build_net(model_cfg, train_cfg, device, channels_last), dist, device,
+                                  train_cfg.sync_batchnorm)
     optimizer = build_optimizer(model, train_cfg)
-    steps = steps_per_epoch(len(train_cache), train_cfg.batch_size)
+    steps = steps_per_epoch(len(train_cache), train_cfg.batch_size, dist.world_size)
     scheduler = build_scheduler(optimizer, train_cfg, steps)
     train_ds = SegDataset(train_cache, build_train_transform(train_cfg), seed=train_cfg.seed)
     # Validation keeps the masks at cache size; the logits are resized to them.
     val_ds = SegDataset(val_cache, build_eval_transform(train_cfg.size, resize_mask=False), seed=train_cfg.seed)
     val_loader = make_loader(val_ds, train_cfg.batch_size, shuffle=False, num_workers=train_cfg.num_workers,
                              seed=train_cfg.seed, pin_memory=cuda)
-    return _Setup(model, optimizer, scheduler, build_loss(train_cfg), train_ds, val_loader, val_cache, device,
-                  amp_dtype_for(device, train_cfg.amp), channels_last, steps), cfg_hash
+    return _Setup(model, ddp, dist, optimizer, scheduler, build_loss(train_cfg), train_ds, val_loader, val_cache,
+                  device, amp_dtype_for(device, train_cfg.amp), channels_last, steps), cfg_hash
 
 
 def run_resume_dir(resume_dir: str | Path, cfg_hash: str) -> Path:
@@ -476,7 +494,7 @@ def _resume(setup: _Setup, cfg_hash: str, resume_dir: Path, out_dir: Path, epoch
     _set_rng_state(state.rng)
     # `dvc repro` deletes a stage's outputs before re-running it: restore best.pt from the copy kept
     # beside last.pt.
-    if not (out_dir / BEST_NAME).is_file():
+    if setup.dist.main and not (out_dir / BEST_NAME).is_file():
         if (resume_dir / BEST_NAME).is_file():
             _copy_atomic(resume_dir / BEST_NAME, out_dir / BEST_NAME)
         else:
@@ -487,16 +505,23 @@ def _resume(setup: _Setup, cfg_hash: str, resume_dir: Path, out_dir: Path, epoch
     return state
 
 
-def _run_epoch(setup: _Setup, state: ResumeState, runlog: RunLog, cfg: TrainConfig, epoch: int, progress: bool,
-               stop: Callable[[], bool]) -> Optional[dict]:
+def _run_epoch(setup: _Setup, state: ResumeState, runlog: Optional[RunLog], cfg: TrainConfig, epoch: int,
+               progress: bool, stop: Callable[[], bool]) -> Optional[dict]:
     """Train one epoch (or the rest of ``state.partial``), validate, log it (DVCLive row + overlay); returns the
-    validation scores, or None when ``stop()`` ended the pass early (``state.partial`` then says where)."""
-    t0, start = time.perf_counter(), state.partial
+    validation scores, or None when ``stop()`` ended the pass early (``state.partial`` then says where).
+    Under DDP only rank 0 validates; the other ranks return {} once the training pass is done."""
+    t0, start, dist = time.perf_counter(), state.partial, setup.dist
     loader = make_loader(setup.train_ds, cfg.batch_size, shuffle=True, num_workers=cfg.num_workers,
-                         pin_memory=setup.device.type == "cuda", seed=cfg.seed, epoch=epoch)
-    part = train_one_epoch(setup.model, skip_batches(loader, start["steps"]) if start else loader, setup.optimizer,
+                         pin_memory=setup.device.type == "cuda", seed=cfg.seed, epoch=epoch, dist=dist)
+    part = train_one_epoch(setup.ddp, skip_batches(loader, start["steps"]) if start else loader, setup.optimizer,
                            setup.scheduler, setup.loss_fn, setup.device, setup.amp_dtype, setup.channels_last,
-                           progress=progress, desc=f"epoch {epoch + 1}/{cfg.epochs}", start=start, stop=stop)
+                           progress=progress and dist.main, desc=f"epoch {epoch + 1}/{cfg.epochs}", start=start,
+                           stop=stop)
+    distributed.average_buffers(dist, setup.model)
+    if dist.enabled:  # the epoch's loss over all ranks' images; ``start`` (rank 0's saved state) holds it once
+        base = [start["loss_sum"], start["seen"]] if start else [0.0, 0]
+        new = distributed.sum_over_ranks(dist, [part["loss_sum"] - base[0], part["seen"] - base[1]], setup.device)
+        part["loss_sum"], part["seen"] = base[0] + new[0], base[1] + int(new[1])
     if setup.device.type == "cuda":
         torch.cuda.synchronize()
     loop_s = time.perf_counter() - t0 + (start["loop_s"] if start else 0.0)
@@ -504,10 +529,12 @@ def _run_epoch(setup: _Setup, state: ResumeState, runlog: RunLog, cfg: TrainConf
         state.partial = {"steps": part["steps"], "loss_sum": part["loss_sum"], "seen": part["seen"], "loop_s": loop_s}
         return None
     state.partial, train_loss = None, mean_loss(part)
+    if not dist.main:
+        return {}
     val = evaluate(setup.model, setup.val_loader, setup.loss_fn, setup.device, cfg.min_class_area)
     record = {"epoch": epoch + 1, "train_loss": train_loss, "val_loss": val["loss"], "val_dice": val["dice"],
               "val_miou": val["miou"], "lr": setup.optimizer.param_groups[0]["lr"],
-              "images_per_s": images_per_epoch(len(setup.train_ds), cfg.batch_size) / loop_s}
+              "images_per_s": images_per_epoch(len(setup.train_ds), cfg.batch_size, dist.world_size) / loop_s}
     state.history.append(record)
     runlog.image("overlay.png", overlay(setup.model, setup.val_cache, OVERLAY_INDEX, tuple(cfg.size), setup.device,
                                         cfg.min_class_area))
@@ -544,7 +571,7 @@ def _save_resume(setup: _Setup, state: ResumeState, epochs_done: int, path: Path
 def _finish(setup: _Setup, state: ResumeState, runlog: RunLog, cfg: TrainConfig, out_dir: Path, resume_dir: Path) -> dict:
     """The run summary (also to the run's logs and ``out_dir/summary.json``); removes the resume files."""
     best, history = state.best, state.history
-    images_seen = len(history) * images_per_epoch(len(setup.train_ds), cfg.batch_size)
+    images_seen = len(history) * images_per_epoch(len(setup.train_ds), cfg.batch_size, setup.dist.world_size)
     summary = {
         "best_epoch": best["epoch"],
         "val_dice": best["val_dice"],
@@ -570,10 +597,12 @@ def _finish(setup: _Setup, state: ResumeState, runlog: RunLog, cfg: TrainConfig,
     return summary
 
 
-def _interrupted(setup: _Setup, state: ResumeState, runlog: RunLog, epochs_done: int, path: Path, reason: str) -> dict:
-    """Write the resume state of where training stands, close the logs; fit's result for a stopped run."""
-    _save_resume(setup, state, epochs_done, path)
-    runlog.end(None, exit_code=EXIT_PREEMPTED)
+def _interrupted(setup: _Setup, state: ResumeState, runlog: Optional[RunLog], epochs_done: int, path: Path,
+                 reason: str) -> dict:
+    """Write the resume state of where training stands (rank 0), close the logs; fit's result for a stopped run."""
+    if setup.dist.main:
+        _save_resume(setup, state, epochs_done, path)
+        runlog.end(None, exit_code=EXIT_PREEMPTED)
     steps = state.partial["steps"] if state.partial else 0
     log.info("stopped (%s) after epoch %d%s; %s keeps the state to continue from", reason, state.epoch,
              f" + {steps} step(s) of epoch {state.epoch + 1}" if steps else "", path)
@@ -593,28 +622,50 @@ def fit(model_cfg: ModelConfig, train_cfg: TrainConfig, prepared_root: str | Pat
     outputs (`jobs.resolve_resume_dir`). SIGUSR1/SIGTERM stop training after the current step, and
     ``stop_after_epochs`` (tests) after that many epochs of this call; both return
     {"interrupted": True, "epochs_done", "steps", "reason"} with the resume state written.
+    Under torchrun every rank calls it (`cityseg.distributed`; on CUDA each takes GPU ``LOCAL_RANK``), rank 0
+    writes all of the above, and every rank returns rank 0's result.
     """
-    device = resolve_device(device)
-    out_dir, live_dir = Path(out_dir), Path(live_dir)
-    setup, cfg_hash = _build(model_cfg, train_cfg, prepared_root, device)
+    with distributed.session(resolve_device(device)) as (dist, device):
+        result = _fit(model_cfg, train_cfg, prepared_root, Path(out_dir), Path(live_dir), Path(resume_dir), device,
+                      dist, progress, stop_after_epochs, run_name)
+        return distributed.from_main(dist, result)
+
+
+def _fit(model_cfg: ModelConfig, train_cfg: TrainConfig, prepared_root: str | Path, out_dir: Path, live_dir: Path,
+         resume_dir: Path, device: torch.device, dist: Dist, progress: bool, stop_after_epochs: Optional[int],
+         run_name: str) -> dict:
+    """`fit` in this process, which ``dist`` places in the job: rank 0's summary, or {"interrupted": False}."""
+    setup, cfg_hash = _build(model_cfg, train_cfg, prepared_root, device, dist)
     resume_dir = run_resume_dir(resume_dir, cfg_hash)
     state = _resume(setup, cfg_hash, resume_dir, out_dir, train_cfg.epochs)
-    config = {"model": dataclasses.asdict(model_cfg), "train": dataclasses.asdict(train_cfg)}
-    runlog = RunLog(live_dir, start_wandb(run_name, config) if train_cfg.wandb else None)
-    for record in state.history:
-        runlog.epoch(record)
-    log.info("training %s (%.2f M params) on %s (%s): %d train / %d val images, %d steps/epoch",
-             model_cfg.arch, setup.n_params / 1e6, device, "bf16 autocast" if setup.amp_dtype else "fp32",
-             len(setup.train_ds), len(setup.val_cache), setup.steps)
-    with StopSignals() as stop:
+    runlog = None  # rank 0 alone logs
+    if dist.main:
+        config = {"model": dataclasses.asdict(model_cfg), "train": dataclasses.asdict(train_cfg)}
+        runlog = RunLog(live_dir, start_wandb(run_name, config) if train_cfg.wandb else None)
+        for record in state.history:
+            runlog.epoch(record)
+    log.info("training %s (%.2f M params) on %s%s (%s): %d train / %d val images, %d steps/epoch",
+             model_cfg.arch, setup.n_params / 1e6, device, f" x {dist.world_size} processes" if dist.enabled else "",
+             "bf16 autocast" if setup.amp_dtype else "fp32", len(setup.train_ds), len(setup.val_cache), setup.steps)
+    with StopSignals() as signals:
+        # Every rank asks every rank (a collective under DDP), so all stop after the same step, also when a
+        # signal reached only some of them; a single process just asks its own handler.
+        stop = partial(distributed.any_rank, dist, device=device)
         for done, epoch in enumerate(range(state.epoch, train_cfg.epochs), start=1):
-            val = _run_epoch(setup, state, runlog, train_cfg, epoch, progress, stop.requested)
+            val = _run_epoch(setup, state, runlog, train_cfg, epoch, progress, lambda: stop(signals.requested()))
             if val is None:  # a signal, mid-epoch
-                return _interrupted(setup, state, runlog, epoch, resume_dir / RESUME_NAME, stop.name)
-            _keep_best(setup, state, val, epoch, model_cfg, train_cfg, resume_dir, out_dir)
+                return _interrupted(setup, state, runlog, epoch, resume_dir / RESUME_NAME,
+                                    signals.name or "signal to another rank")
+            if dist.main:
+                _keep_best(setup, state, val, epoch, model_cfg, train_cfg, resume_dir, out_dir)
             last = epoch + 1 == train_cfg.epochs
-            if not last and (stop.requested() or (stop_after_epochs is not None and done >= stop_after_epochs)):
+            signalled = not last and stop(signals.requested())
+            if signalled or (not last and stop_after_epochs is not None and done >= stop_after_epochs):
                 return _interrupted(setup, state, runlog, epoch + 1, resume_dir / RESUME_NAME,
-                                    stop.name or "stop_after_epochs")
-            _save_resume(setup, state, epoch + 1, resume_dir / RESUME_NAME)
+                                    signals.name or ("signal to another rank" if signalled else "stop_after_epochs"))
+            if dist.main:
+                _save_resume(setup, state, epoch + 1, resume_dir / RESUME_NAME)
+            distributed.barrier(dist)  # the other ranks wait for rank 0's validation and checkpoints
+    if not dist.main:
+        return {"interrupted": False}  # replaced by rank 0's summary (`fit`)
     return {"interrupted": False, **_finish(setup, state, runlog, train_cfg, out_dir, resume_dir)}
