@@ -4,66 +4,22 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 import yaml
+from conftest import DVC, make_project, run
 
-REPO = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.slow
-
-TINY = {
-    "data": {"cache_size": [32, 64], "workers": 2},
-    "synthcity": {"height": 64, "width": 128, "train": 6, "val": 3, "test": 3},
-    "model": {"base_channels": 16},
-    "train": {"epochs": 1, "batch_size": 3, "size": [32, 64]},
-    "weather": {"images": 2, "corruptions": ["gaussian_noise", "jpeg"], "severities": [1, 5], "heldout": ["jpeg"],
-                "fog_betas": [0.01], "rain_levels": [2]},
-    "ood": {"n_val": 2, "n_test": 2, "sizes": [[48, 96], [64, 64]]},
-    "efficiency": {"latency_size": [64, 128], "latency_runs": 3, "latency_warmup": 1},
-}
-
-
-def _merge(base: dict, over: dict) -> dict:
-    for k, v in over.items():
-        base[k] = _merge(base.get(k, {}), v) if isinstance(v, dict) else v
-    return base
-
-
-def run(cmd: list[str], cwd: Path, env: dict, ok: bool = True) -> subprocess.CompletedProcess:
-    proc = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=900)
-    if ok and proc.returncode != 0:
-        raise AssertionError(f"{' '.join(cmd)} failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
-    return proc
 
 
 @pytest.fixture(scope="module")
 def project(tmp_path_factory):
     root = tmp_path_factory.mktemp("project")
-    for name in ("dvc.yaml", "params.yaml", ".dvcignore", "stages", "src"):
-        src = REPO / name
-        (shutil.copytree if src.is_dir() else shutil.copy)(src, root / name,
-                                                          **({"ignore": shutil.ignore_patterns("__pycache__")} if src.is_dir() else {}))
-    (root / ".dvc").mkdir()
-    shutil.copy(REPO / ".dvc/config", root / ".dvc/config")
-    (root / ".dvc/.gitignore").write_text("/config.local\n/tmp\n/cache\n")
-    params = _merge(yaml.safe_load((root / "params.yaml").read_text()), TINY)
-    for entry in params["benchmarks"].values():  # benchmark entries override the shared train section
-        if "train" in entry:
-            entry["train"].update(TINY["train"])
-    (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    (root / ".gitignore").write_text("/.cityseg/\n__pycache__/\n")
-    env = dict(os.environ, DVC_NO_ANALYTICS="1", DVC_SITE_CACHE_DIR=str(root / ".site-cache"),
-               PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
-               GIT_AUTHOR_NAME="t", GIT_AUTHOR_EMAIL="t@t", GIT_COMMITTER_NAME="t", GIT_COMMITTER_EMAIL="t@t")
-    (root / ".gitignore").write_text("/.cityseg/\n__pycache__/\n/.site-cache/\n")
-    run(["git", "init", "-q"], root, env)
-    run(["git", "add", "-A"], root, env)
-    run(["git", "commit", "-qm", "init"], root, env)
-    run([sys.executable, "-m", "dvc", "repro"], root, env)
+    env = make_project(root)
+    run(DVC + ["repro"], root, env)
     run(["git", "add", "-A"], root, env)
     run(["git", "commit", "-qm", "baseline run"], root, env)
     return root, env
@@ -86,21 +42,21 @@ def test_repro_writes_metrics_and_is_up_to_date(project):
     assert (root / "reports/figures/samples.png").exists()
     assert (root / "data/weather/fog/1/leftImg8bit/test").is_dir()
     assert (root / "reports/paper/summary.md").exists() and (root / "reports/paper/pareto.png").exists()
-    status = run([sys.executable, "-m", "dvc", "status", "--json"], root, env)
+    status = run(DVC + ["status", "--json"], root, env)
     assert json.loads(status.stdout) == {}
-    again = run([sys.executable, "-m", "dvc", "repro"], root, env)
+    again = run(DVC + ["repro"], root, env)
     assert "Running stage" not in again.stdout
-    plots = run([sys.executable, "-m", "dvc", "plots", "show", "--json"], root, env)
+    plots = run(DVC + ["plots", "show", "--json"], root, env)
     assert '"errors"' not in plots.stdout
 
 
 def test_experiment_changes_flops_in_metrics_diff(project):
     root, env = project
     base = json.loads((root / "metrics/baseline.json").read_text())
-    run([sys.executable, "-m", "dvc", "exp", "run", "-S", "model.width=0.5"], root, env)  # the README's ablation
+    run(DVC + ["exp", "run", "-S", "model.width=0.5"], root, env)  # the README's ablation
     new = json.loads((root / "metrics/baseline.json").read_text())
     assert new["gflops"] == pytest.approx(base["gflops"] / 4, rel=0.1)
-    diff = run([sys.executable, "-m", "dvc", "metrics", "diff", "--json"], root, env)
+    diff = run(DVC + ["metrics", "diff", "--json"], root, env)
     changes = json.loads(diff.stdout)["metrics/baseline.json"]
     assert changes["gflops"]["old"] == base["gflops"] and changes["gflops"]["new"] == new["gflops"]
 
@@ -126,7 +82,7 @@ def test_temp_experiment_killed_in_training_resumes_in_the_next_run(project):
 
     root, env = project
     resume = root / ".cityseg/resume/baseline"
-    cmd = [sys.executable, "-m", "dvc", "exp", "run", "--temp", "-S", "train.epochs=40"]
+    cmd = DVC + ["exp", "run", "--temp", "-S", "train.epochs=40"]
     first = subprocess.Popen(cmd, cwd=root, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     deadline = time.monotonic() + 600
     while not list(resume.glob("*/last.pt")):
