@@ -133,3 +133,47 @@ def test_predict_logits_resizes_normalises_and_upsamples():
 def test_precision_rule():
     assert Precision.evaluation(torch.device("cpu")) == Precision(None, False) == FP32
     assert Precision.evaluation(torch.device("cuda")) == Precision(torch.bfloat16, True)
+
+
+def write_prepared_of(root: Path, n_test: int, n_train: int) -> Path:
+    """A prepared dataset with ``n_test`` random 16x32 test frames and an ``n_train``-image 64x128 train cache."""
+    rng = np.random.default_rng(0)
+    stems = [f"tinytown_{i:06d}_000019" for i in range(n_test)]
+    for stem in stems:
+        write_png(root / "leftImg8bit" / "test" / "tinytown" / f"{stem}_leftImg8bit.png",
+                  rng.integers(0, 256, (16, 32, 3), dtype=np.uint8))
+        label = root / "gtFine" / "test" / "tinytown" / f"{stem}_gtFine_labelTrainIds.png"
+        label.parent.mkdir(parents=True, exist_ok=True)
+        cv2.imwrite(str(label), rng.integers(0, NUM_CLASSES, (16, 32), dtype=np.uint8))
+    cache, train_stems = root / "cache" / "train", [f"tinytown_{i:06d}_000020" for i in range(n_train)]
+    cache.mkdir(parents=True)
+    np.save(cache / "images.npy", np.zeros((n_train, 64, 128, 3), np.uint8))
+    np.save(cache / "labels.npy", rng.integers(0, NUM_CLASSES, (n_train, 64, 128), dtype=np.uint8))
+    write_json(cache / "index.json", {"stems": train_stems, "size": [64, 128], "cameras": [None] * n_train})
+    info = {"has_labels": True, "has_depth": False}
+    write_json(root / "manifest.json", {"source": "cityscapes", "cache_size": [64, 128], "splits": {
+        "train": {**info, "size": [64, 128], "count": n_train, "stems": train_stems},
+        "test": {**info, "size": [16, 32], "count": n_test, "stems": stems}}})
+    return root
+
+
+def test_evaluation_memory_does_not_grow_with_the_number_of_images(tmp_path, stub_arch):
+    # Real Cityscapes: 2975 training frames feed the trivial predictors, 500 validation frames are scored. What
+    # evaluation holds must not grow with either (tracemalloc sees every numpy allocation).
+    import tracemalloc
+
+    predictor = Predictor.from_checkpoint(stub_checkpoint(tmp_path / "best.pt", 0.0), CPU)
+
+    def peak(n_test: int, n_train: int) -> int:
+        prepared = write_prepared_of(tmp_path / f"p{n_test}_{n_train}", n_test, n_train)
+        tracemalloc.start()
+        try:
+            metrics, _ = evaluate_model(predictor, prepared, "test", batch_size=2, progress=False)
+            assert metrics["images"] == n_test
+            return tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+
+    small, large = peak(4, 32), peak(32, 256)  # 8x the images of each split
+    # Holding either split whole would add >= 1.75 MB (224 more 64x128 label maps) to the large run.
+    assert large < small + 512 * 1024, (small, large)
