@@ -209,6 +209,11 @@ def test_mahalanobis_distance_hand_cases():
     rng = np.random.default_rng(0)
     mean, whit = ood.MahalanobisScorer().fit(rng.normal(size=(10, 40))).torch_buffers()
     assert torch.isfinite(ood.mahalanobis_distance(torch.randn(3, 40), mean, whit)).all()
+    # A precision singular to rounding (a fit on a few frames; Cholesky raised LinAlgError here): the direction
+    # it ignores adds nothing, a rounding-negative eigenvalue is taken as 0.
+    sc.mean, sc.precision = np.zeros(2), np.array([[1.0, 0.0], [0.0, -1e-18]])
+    mean, whit = sc.torch_buffers(torch.float64)
+    assert ood.mahalanobis_distance(torch.tensor([[3.0, 4.0]], dtype=torch.float64), mean, whit).item() == pytest.approx(3.0)
     with pytest.raises(ValueError, match="2 samples"):
         ood.MahalanobisScorer().fit(np.zeros((1, 3)))
     with pytest.raises(RuntimeError, match="fit"):

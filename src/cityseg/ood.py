@@ -172,12 +172,15 @@ class MahalanobisScorer:
         return self
 
     def whitening(self) -> np.ndarray:
-        """W (D, D) with precision = W @ W.T (Cholesky factor), so distances are sums of squares."""
+        """W (D, D) with precision = W @ W.T, so distances are sums of squares."""
         if self.mean is None or self.precision is None:
             raise RuntimeError("MahalanobisScorer: call fit() first")
         # Symmetrise first: LedoitWolf's precision comes from a pseudo-inverse and may be off by rounding.
         sym = 0.5 * (self.precision + self.precision.T)
-        return np.linalg.cholesky(sym)
+        # An eigen-factor, not Cholesky: fitted on a few frames (a small or subsampled training split) the
+        # precision can be singular to rounding, which Cholesky rejects; eigenvalues clamped at 0 keep it exact.
+        values, vectors = np.linalg.eigh(sym)
+        return vectors * np.sqrt(np.clip(values, 0.0, None))
 
     def torch_buffers(self, dtype: torch.dtype = torch.float32) -> tuple[torch.Tensor, torch.Tensor]:
         """(mean (D,), whitening (D, D)) tensors for `mahalanobis_distance` / `OODSegmenter`."""
