@@ -83,7 +83,7 @@ def test_applied_params_load_with_the_profile_recipes(applied):
     assert model.weights_path and train.warmup_epochs > 0 and train.augment == "standard"
     model, _ = benchmark_configs(params, "efficient")
     assert model.arch == "fastscnn" and model.extra == {"input_scale": 0.25}
-    assert params["weather"]["images"] == 0 and params["efficiency"]["latency_budget_s"] == 0
+    assert params["weather"]["images"] == 100 and params["efficiency"]["latency_budget_s"] == 0
 
 
 def _batch(frame, train_cfg, n: int = 2) -> tuple[torch.Tensor, torch.Tensor]:
