@@ -215,6 +215,7 @@ def test_config_hash_tracks_what_changes_results():
     base = config_hash(MODEL, TrainConfig(), manifest)
     assert base == config_hash(MODEL, TrainConfig(num_workers=4), manifest)
     assert base == config_hash(MODEL, TrainConfig(prefetch_factor=8), manifest)
+    assert base != config_hash(MODEL, TrainConfig(compile=True), manifest)  # compiled kernels may round differently
     assert base != config_hash(MODEL, TrainConfig(lr=2e-3), manifest)
     assert base != config_hash(ModelConfig(base_channels=64, width=0.5), TrainConfig(), manifest)
     assert base != config_hash(MODEL, TrainConfig(), {"splits": {"train": {"count": 5}}})
@@ -279,6 +280,29 @@ def test_batches_travel_as_uint8_and_widen_on_the_device(monkeypatch):
     assert torch.equal(x, old) and x.stride() == old.stride() and torch.equal(y, masks.long())
     with pytest.raises(ValueError, match="uint8"):  # an already normalised batch is not normalised again
         train_module._to_device(old.permute(0, 2, 3, 1), masks, torch.device("cpu"))
+
+
+def test_compiled_training_checkpoints_the_plain_module(workdir, monkeypatch):
+    # CPU stand-in for `train.compile`: torch.compile with the eager backend wraps the network in the same
+    # OptimizedModule (state_dict keys prefixed `_orig_mod.`) and traces it with dynamo, without inductor's
+    # kernel compilation (minutes on a small CPU). The call itself is `train.compile_for_training`.
+    wrapped, real_compile = [], torch.compile
+
+    def eager_compile(module, **kwargs):
+        wrapped.append(real_compile(module, backend="eager", **kwargs))
+        return wrapped[-1]
+
+    monkeypatch.setattr(torch, "compile", eager_compile)
+    train = TrainConfig(epochs=2, batch_size=2, size=[H, W], lr=1e-2, augment="none", seed=3, compile=True)
+    first, out = run_fit(workdir, train, "compiled", stop_after_epochs=1)
+    assert first["interrupted"] and len(wrapped) == 1
+    assert all(k.startswith("_orig_mod.") for k in wrapped[0].state_dict())  # what saving the wrapper would give
+    plain = set(train_module.build_model(MODEL).state_dict())
+    assert set(torch.load(run_dir(workdir, out, train) / "last.pt", weights_only=True)["model"]) == plain
+    result, out = run_fit(workdir, train, "compiled")  # resumes the compiled run from the plain resume state
+    assert not result["interrupted"] and len(wrapped) == 2
+    assert set(torch.load(out / "model" / "best.pt", weights_only=True)["state_dict"]) == plain
+    load_checkpoint(out / "model" / "best.pt", "cpu")  # evaluation and packaging load it unchanged
 
 
 def test_soft_dice_loss_ignores_255_and_rewards_overlap():

@@ -110,6 +110,9 @@ class TrainConfig:
     # Batches each DataLoader worker loads ahead (num_workers > 0); the uint8 batches are small, and a deeper
     # queue absorbs uneven augmentation times. Never changes a result.
     prefetch_factor: int = 4
+    # torch.compile the network for the training steps (validation, checkpoints stay eager/plain). Compiled
+    # kernels can round differently, so it is part of the resume hash.
+    compile: bool = False
     # Under torchrun (several GPUs): BatchNorm statistics over the global batch instead of each GPU's share of
     # it (CUDA only; slower; changes the result). One process ignores it.
     sync_batchnorm: bool = False

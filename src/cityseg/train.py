@@ -354,7 +354,7 @@ class _Setup:
     """What ``fit`` builds once: the network and its optimiser, the data, and how batches run."""
 
     model: nn.Module  # the network itself: checkpoints, validation, resume
-    ddp: nn.Module  # what training steps call: ``model``, or its DDP wrapper under torchrun
+    ddp: nn.Module  # what training steps call: ``model``, or its DDP wrapper under torchrun; compiled with train.compile
     dist: Dist
     optimizer: torch.optim.Optimizer
     scheduler: torch.optim.lr_scheduler.LambdaLR
@@ -380,6 +380,17 @@ def _read_splits(prepared_root: str | Path) -> tuple[dict, CacheSplit, CacheSpli
         raise DataError(f"{prepared_root}: need training and validation images, have "
                         f"{len(train_cache)} train / {len(val_cache)} val")
     return manifest, train_cache, val_cache
+
+
+def compile_for_training(module: nn.Module) -> nn.Module:
+    """``torch.compile(module)`` for the training steps alone (``train.compile``).
+
+    The compiled wrapper shares ``module``'s parameters; checkpoints, resume state and validation keep using the
+    plain network (`_Setup.model`), so their state_dict keys carry no ``_orig_mod.`` prefix and evaluation and
+    packaging load them unchanged. Validation runs eagerly: compiling it too would recompile for eval mode and
+    every batch shape, and it is a small share of an epoch.
+    """
+    return torch.compile(module)
 
 
 def _build_net(model_cfg: ModelConfig, train_cfg: TrainConfig, device: torch.device, channels_last: bool) -> nn.Module:
@@ -408,6 +419,8 @@ def _build(model_cfg: ModelConfig, train_cfg: TrainConfig, prepared_root: str | 
     channels_last = cuda or train_cfg.cpu_channels_last
     model, ddp = distributed.wrap(_build_net(model_cfg, train_cfg, device, channels_last), dist, device,
                                   train_cfg.sync_batchnorm)
+    if train_cfg.compile:
+        ddp = compile_for_training(ddp)
     optimizer = build_optimizer(model, train_cfg)
     steps = steps_per_epoch(len(train_cache), train_cfg.batch_size, dist.world_size)
     scheduler = build_scheduler(optimizer, train_cfg, steps)
