@@ -1,9 +1,9 @@
 """Images/s delivered by our training data loader next to the course's naive loader, in one run.
 
 Both loaders read the same full-resolution frames (Cityscapes layout: ``leftImg8bit`` PNGs and
-``gtFine`` labelIds PNGs) and deliver batches of normalised float images and trainId labels at the
-training size, with the same worker count, batch size and ``pin_memory`` (on when CUDA is there,
-as training does):
+``gtFine`` labelIds PNGs) and deliver batches of images and trainId labels at the training size, each
+in the form its training step takes them, with the same worker count, batch size and ``pin_memory`` (on
+when CUDA is there, as training does):
 
 * NAIVE, the reference: the course starter kit's loader, unchanged in substance. torchvision's
   ``Cityscapes`` dataset decodes both PNGs at full resolution with PIL for every sample, v2
@@ -15,7 +15,10 @@ as training does):
 * OURS: what ``stages/train.py`` uses. ``prepare`` (run here in-process, not timed) converts the
   labels once and writes a memory-mapped cache resized to the training height (the frames' aspect
   kept, as the README's course recipe sets ``data.cache_size``); training then reads that cache
-  through ``SegDataset`` + ``build_train_transform`` + ``make_loader``.
+  through ``SegDataset`` + ``build_train_transform`` + ``make_loader``. Its batches are uint8 (images
+  (B,H,W,3), trainIds (B,H,W)): the training step normalises and widens them on the device
+  (``train._to_device``), so a quarter of the naive loader's float32 image bytes and an eighth of its int64
+  label bytes pass through worker IPC, collation and pinning.
 
 ``--recipe`` chooses OUR recipe: ``course`` is the baseline benchmark's (plain resize + normalise, no
 augmentation), ``peak`` the peak benchmark's ``train.augment`` (params.yaml), both at ``--size``; the
@@ -143,7 +146,8 @@ def naive_batches(raw: Path, size: tuple[int, int], batch: int, workers: int, pi
 
 
 def our_batches(prepared: Path, cfg: TrainConfig, workers: int, pin_memory: bool) -> Iterable:
-    """The training loader of ``stages/train.py`` over the prepared cache."""
+    """The training loader of ``stages/train.py`` over the prepared cache: (images (B,H,W,3) uint8, trainIds
+    (B,H,W) uint8), normalised and widened on the device by the training step."""
     dataset = SegDataset(load_cache(prepared, "train"), build_train_transform(cfg), seed=cfg.seed)
     return make_loader(dataset, cfg.batch_size, shuffle=True, num_workers=workers, seed=cfg.seed, pin_memory=pin_memory)
 

@@ -12,6 +12,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 import data_speed  # noqa: E402
+from cityseg.train import _to_device  # noqa: E402
 
 TINY = ["--images", "4", "--workers", "0", "--size", "32", "32", "--batch", "2", "--height", "64", "--width", "128"]
 TRAIN_IDS = set(range(19)) | {255}
@@ -43,6 +44,10 @@ def test_prints_one_json_line_with_both_rates(capsys):
 @pytest.mark.parametrize("recipe", ["course", "peak"])
 def test_both_loaders_deliver_training_batches(tiny_data, recipe):
     batches = data_speed.first_batches(data_speed.parse_args(TINY + ["--recipe", recipe]), *tiny_data)
+    images, labels = batches["ours"]  # uint8 from the workers; the training step normalises on the device
+    assert images.shape == (2, 32, 32, 3) and images.dtype == torch.uint8
+    assert labels.shape == (2, 32, 32) and labels.dtype == torch.uint8
+    batches["ours"] = _to_device(images, labels, torch.device("cpu"))
     for name, (images, labels) in batches.items():
         assert images.shape == (2, 3, 32, 32) and images.dtype == torch.float32, name
         assert labels.shape == (2, 32, 32) and labels.dtype == torch.int64, name
@@ -52,7 +57,7 @@ def test_both_loaders_deliver_training_batches(tiny_data, recipe):
 
 def test_course_recipe_matches_the_naive_loader_up_to_resizing(tiny_data):
     batches = data_speed.first_batches(data_speed.parse_args(TINY), *tiny_data)
-    (naive_img, naive_lab), (our_img, our_lab) = batches["naive"], batches["ours"]
+    (naive_img, naive_lab), (our_img, our_lab) = batches["naive"], _to_device(*batches["ours"], torch.device("cpu"))
     # Nearest-neighbour resizes on different grids (full -> 32x32 sampling top-left vs full -> cache -> 32x32
     # sampling pixel centres) differ along every edge of a 32x32 map: 0.88 of the pixels agree here, 0.93 at 64x64.
     assert (naive_lab[0] == our_lab[0]).float().mean() > 0.8

@@ -19,7 +19,7 @@ from cityseg.dataset import (
     read_sample,
 )
 from cityseg.io import DataError, write_json, write_png
-from cityseg.transforms import build_eval_transform, build_train_transform, normalize
+from cityseg.transforms import build_eval_transform, build_train_transform, normalize, normalize_batch
 
 H, W = 16, 32  # original resolution of the fixture
 CH, CW = 8, 16  # cache size
@@ -166,15 +166,20 @@ def test_full_res_missing_files_name_the_file(prepared):
     assert sum(s.camera_path is None for s in full_res_samples(root, "test")) == 1
 
 
-def test_seg_dataset_eval_returns_normalised_cache(prepared):
+def test_seg_dataset_eval_returns_the_cache_as_uint8(prepared):
     root, _ = prepared
     cache = load_cache(root, "train")
     ds = SegDataset(cache, build_eval_transform([CH, CW]))
     image, mask = ds[1]
-    assert image.dtype == torch.float32 and image.shape == (3, CH, CW)
-    assert mask.dtype == torch.int64 and mask.shape == (CH, CW)
-    assert torch.equal(image, normalize(np.asarray(cache.images[1])))
-    assert torch.equal(mask, torch.from_numpy(np.array(cache.labels[1])).long())
+    # uint8 through the loader (a quarter / an eighth of the float32 / int64 bytes), HWC as in the cache:
+    # the training step normalises on the device.
+    assert image.dtype == torch.uint8 and image.shape == (CH, CW, 3)
+    assert mask.dtype == torch.uint8 and mask.shape == (CH, CW)
+    assert torch.equal(image, torch.from_numpy(np.array(cache.images[1])))
+    assert torch.equal(mask, torch.from_numpy(np.array(cache.labels[1])))
+    assert torch.equal(normalize_batch(image[None])[0], normalize(np.asarray(cache.images[1])))
+    batch = next(iter(torch.utils.data.DataLoader(ds, batch_size=2)))  # collation keeps the dtypes
+    assert batch[0].dtype == torch.uint8 and batch[0].shape == (2, CH, CW, 3) and batch[1].dtype == torch.uint8
     with pytest.raises(IndexError):
         ds[3]
 
@@ -193,6 +198,9 @@ def test_seg_dataset_is_a_function_of_seed_epoch_index(prepared):
     other_seed = SegDataset(ds.cache, ds.transform, seed=8)
     other_seed.set_epoch(3)
     assert not torch.equal(other_seed[0][0], a[0][0])
+    # An (epoch, index) pair is the sample of that epoch, whatever epoch the dataset was last set to.
+    pairs = [ds[(3, i)] for i in range(len(ds))]
+    assert all(torch.equal(x[0], y[0]) and torch.equal(x[1], y[1]) for x, y in zip(a, pairs))
 
 
 def test_seg_dataset_independent_of_worker_count(prepared):

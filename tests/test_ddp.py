@@ -14,6 +14,7 @@ import yaml
 from torch import nn
 from torch.utils.data import BatchSampler, SequentialSampler
 
+from cityseg import batches as batches_module
 from cityseg import train as train_module
 from cityseg.config import ConfigError, TrainConfig
 from cityseg.distributed import Dist, RankShard, rank_batch_size
@@ -112,15 +113,15 @@ def _load(path: Path) -> dict:
 
 def test_rank_shards_are_the_one_process_batches():
     for n, bs in ((8, 4), (7, 4), (6, 4), (9, 4)):
-        drop = train_module.drops_last_batch(n, bs, world_size=2)
+        drop = batches_module.drops_last_batch(n, bs, world_size=2)
         batches = BatchSampler(SequentialSampler(range(n)), bs, drop_last=drop)
         shards = [list(RankShard(batches, Dist(2, rank))) for rank in (0, 1)]
         assert [a + b for a, b in zip(*shards)] == list(batches), (n, bs)  # step k: rank 0's then rank 1's part
         assert all(shard for rank in shards for shard in rank), (n, bs)  # every rank gets images every step
-        assert sum(map(len, batches)) == train_module.images_per_epoch(n, bs, 2)
-        assert len(batches) == train_module.steps_per_epoch(n, bs, 2)
-    assert train_module.drops_last_batch(9, 4, 1) and train_module.drops_last_batch(10, 4, 4)  # 1 image; 2 < 4 ranks
-    assert not train_module.drops_last_batch(10, 4, 2)
+        assert sum(map(len, batches)) == batches_module.images_per_epoch(n, bs, 2)
+        assert len(batches) == batches_module.steps_per_epoch(n, bs, 2)
+    assert batches_module.drops_last_batch(9, 4, 1) and batches_module.drops_last_batch(10, 4, 4)  # 1 image; 2 < 4 ranks
+    assert not batches_module.drops_last_batch(10, 4, 2)
 
 
 def test_global_batch_must_split_over_the_processes():

@@ -34,7 +34,7 @@ from cityseg.train import (
     soft_dice_loss,
     steps_per_epoch,
 )
-from cityseg.transforms import build_eval_transform
+from cityseg.transforms import build_eval_transform, normalize
 
 H, W = 32, 64
 COLOURS = {0: (128, 64, 128), 2: (70, 70, 70), 10: (70, 130, 180), 13: (0, 0, 142)}  # road building sky car
@@ -214,6 +214,8 @@ def test_config_hash_tracks_what_changes_results():
     manifest = {"splits": {"train": {"count": 4}}}
     base = config_hash(MODEL, TrainConfig(), manifest)
     assert base == config_hash(MODEL, TrainConfig(num_workers=4), manifest)
+    assert base == config_hash(MODEL, TrainConfig(prefetch_factor=8), manifest)
+    assert base != config_hash(MODEL, TrainConfig(compile=True), manifest)  # compiled kernels may round differently
     assert base != config_hash(MODEL, TrainConfig(lr=2e-3), manifest)
     assert base != config_hash(ModelConfig(base_channels=64, width=0.5), TrainConfig(), manifest)
     assert base != config_hash(MODEL, TrainConfig(), {"splits": {"train": {"count": 5}}})
@@ -229,18 +231,78 @@ def test_lr_schedules():
         lr_factor(20, 100, 10, "step")
 
 
+class PairEcho(torch.utils.data.Dataset):
+    """n items; item ``(epoch, index)`` (what a training loader asks for) is the tensor [epoch, index]."""
+
+    def __init__(self, n: int):
+        self.n = n
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __getitem__(self, item: tuple[int, int]) -> torch.Tensor:
+        return torch.tensor(item)
+
+
 def test_steps_per_epoch_matches_loader():
     for n, bs in ((4, 2), (5, 2), (3, 4), (9, 4), (1, 1)):
-        ds = torch.utils.data.TensorDataset(torch.zeros(n, 1))
-        ds.set_epoch = lambda epoch: None  # make_loader tells the dataset its epoch
-        loader = make_loader(ds, bs, shuffle=True, num_workers=0, seed=0)
+        loader = make_loader(PairEcho(n), bs, shuffle=True, num_workers=0, seed=0)
         assert len(loader) == steps_per_epoch(n, bs), (n, bs)
-        assert sum(len(batch[0]) for batch in loader) == images_per_epoch(n, bs), (n, bs)
+        assert sum(len(batch) for batch in loader) == images_per_epoch(n, bs), (n, bs)
     # A last batch of one image is dropped (BatchNorm): 9 = 4 + 4 + 1 -> 2 steps, 8 images; 5 = 2 + 2 + 1 too.
     assert (steps_per_epoch(9, 4), images_per_epoch(9, 4)) == (2, 8)
     assert (steps_per_epoch(5, 2), images_per_epoch(5, 2)) == (2, 4)
     assert (steps_per_epoch(6, 4), images_per_epoch(6, 4)) == (2, 6)  # a last batch of 2 is kept
     assert (steps_per_epoch(1, 1), images_per_epoch(1, 1)) == (1, 1)  # a single image is never dropped
+
+
+def test_batches_travel_as_uint8_and_widen_on_the_device(monkeypatch):
+    images = torch.randint(0, 256, (2, H, W, 3), dtype=torch.uint8)
+    masks = torch.randint(0, 19, (2, H, W), dtype=torch.uint8)
+    moved, real_to = [], torch.Tensor.to
+
+    def spy(self, *args, **kwargs):
+        out = real_to(self, *args, **kwargs)
+        if out.device != self.device:
+            moved.append((self.dtype, kwargs.get("non_blocking")))
+        return out
+
+    monkeypatch.setattr(torch.Tensor, "to", spy)
+    # The meta device stands in for a GPU: what crosses to it is uint8, the float and int64 tensors are made there.
+    x, y = train_module._to_device(images, masks, torch.device("meta"), channels_last=True)
+    assert moved == [(torch.uint8, True), (torch.uint8, True)]
+    assert x.device.type == y.device.type == "meta" and x.dtype == torch.float32 and y.dtype == torch.int64
+    assert x.shape == (2, 3, H, W) and x.is_contiguous(memory_format=torch.channels_last)
+    monkeypatch.undo()
+    # On a CPU, bit for bit the batch of the old path (each image normalised in the worker, masks widened there).
+    x, y = train_module._to_device(images, masks, torch.device("cpu"), channels_last=True)
+    old = torch.stack([normalize(im.numpy()) for im in images]).contiguous(memory_format=torch.channels_last)
+    assert torch.equal(x, old) and x.stride() == old.stride() and torch.equal(y, masks.long())
+    with pytest.raises(ValueError, match="uint8"):  # an already normalised batch is not normalised again
+        train_module._to_device(old.permute(0, 2, 3, 1), masks, torch.device("cpu"))
+
+
+def test_compiled_training_checkpoints_the_plain_module(workdir, monkeypatch):
+    # CPU stand-in for `train.compile`: torch.compile with the eager backend wraps the network in the same
+    # OptimizedModule (state_dict keys prefixed `_orig_mod.`) and traces it with dynamo, without inductor's
+    # kernel compilation (minutes on a small CPU). The call itself is `train.compile_for_training`.
+    wrapped, real_compile = [], torch.compile
+
+    def eager_compile(module, **kwargs):
+        wrapped.append(real_compile(module, backend="eager", **kwargs))
+        return wrapped[-1]
+
+    monkeypatch.setattr(torch, "compile", eager_compile)
+    train = TrainConfig(epochs=2, batch_size=2, size=[H, W], lr=1e-2, augment="none", seed=3, compile=True)
+    first, out = run_fit(workdir, train, "compiled", stop_after_epochs=1)
+    assert first["interrupted"] and len(wrapped) == 1
+    assert all(k.startswith("_orig_mod.") for k in wrapped[0].state_dict())  # what saving the wrapper would give
+    plain = set(train_module.build_model(MODEL).state_dict())
+    assert set(torch.load(run_dir(workdir, out, train) / "last.pt", weights_only=True)["model"]) == plain
+    result, out = run_fit(workdir, train, "compiled")  # resumes the compiled run from the plain resume state
+    assert not result["interrupted"] and len(wrapped) == 2
+    assert set(torch.load(out / "model" / "best.pt", weights_only=True)["state_dict"]) == plain
+    load_checkpoint(out / "model" / "best.pt", "cpu")  # evaluation and packaging load it unchanged
 
 
 def test_soft_dice_loss_ignores_255_and_rewards_overlap():

@@ -107,6 +107,12 @@ class TrainConfig:
     # oneDNN, slower for smp's ResNet encoders (benchmarks/train_speed.py).
     cpu_channels_last: bool = True
     num_workers: int = 0
+    # Batches each DataLoader worker loads ahead (num_workers > 0); the uint8 batches are small, and a deeper
+    # queue absorbs uneven augmentation times. Never changes a result.
+    prefetch_factor: int = 4
+    # torch.compile the network for the training steps (validation, checkpoints stay eager/plain). Compiled
+    # kernels can round differently, so it is part of the resume hash.
+    compile: bool = False
     # Under torchrun (several GPUs): BatchNorm statistics over the global batch instead of each GPU's share of
     # it (CUDA only; slower; changes the result). One process ignores it.
     sync_batchnorm: bool = False
@@ -125,6 +131,8 @@ class TrainConfig:
             raise ConfigError(f"train.min_class_area must be a fraction in [0, 1), got {self.min_class_area}")
         if self.epochs < 1 or self.batch_size < 1:
             raise ConfigError("train.epochs and train.batch_size must be >= 1")
+        if self.prefetch_factor < 1:
+            raise ConfigError(f"train.prefetch_factor must be >= 1, got {self.prefetch_factor}")
 
 
 @dataclass

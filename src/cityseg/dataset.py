@@ -219,11 +219,19 @@ def sample_seed(seed: int, epoch: int, index: int) -> np.random.SeedSequence:
 
 
 class SegDataset(torch.utils.data.Dataset):
-    """A cache split seen through a transform: ``(image (3,H,W) float, mask (H,W) int64)``.
+    """A cache split seen through a transform: ``(image (H,W,3) uint8, mask (H,W) uint8)``.
 
-    Each sample's random generator is seeded from ``(seed, epoch, index)`` so the result
-    does not depend on worker count, visiting order or a resume. Call ``set_epoch`` before
-    each epoch (DataLoader workers are re-created per epoch and see the new value).
+    The training step normalises the images and widens the masks to int64 on the device
+    (`train.to_device`): through worker IPC, collation, pinning and the host-to-device copy a
+    uint8 sample is a quarter of the float32 image bytes and an eighth of the int64 mask bytes
+    (trainIds 0..18 and 255 fit). Images stay HWC, the layout of the cache and albumentations:
+    `transforms.normalize_batch` takes that layout, and its permute to (B,3,H,W) on the device is a
+    view whose strides are already channels_last, so no CPU transpose is needed anywhere.
+
+    Each sample's random generator is seeded from ``(seed, epoch, index)`` so the result does not
+    depend on worker count, visiting order or a resume. An item is an ``(epoch, index)`` pair (what
+    `batches.EpochBatches` yields: workers need no per-epoch state, so they can persist across epochs)
+    or a plain index, which uses the epoch of the last ``set_epoch`` (0 by default).
     """
 
     def __init__(self, cache: CacheSplit, transform: Callable, seed: int = 0):
@@ -233,21 +241,26 @@ class SegDataset(torch.utils.data.Dataset):
         self.epoch = 0
 
     def set_epoch(self, epoch: int) -> None:
+        """The epoch of plain-index items (a worker sees it only when started after this call)."""
         self.epoch = int(epoch)
 
     def __len__(self) -> int:
         return len(self.cache)
 
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
-        from cityseg.transforms import normalize
-
+    def __getitem__(self, item: int | tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor]:
+        epoch, index = item if isinstance(item, (tuple, list)) else (self.epoch, item)
         if not 0 <= index < len(self):
             raise IndexError(f"index {index} out of range for {len(self)} samples")
         c = self.cache
-        rng = np.random.default_rng(sample_seed(self.seed, self.epoch, index))
+        rng = np.random.default_rng(sample_seed(self.seed, epoch, index))
         # np.array copies out of the read-only memmap (cv2/albumentations may write in place).
         depth = np.asarray(c.depth[index], dtype=np.float32) if c.depth is not None else None
         image, mask = self.transform(
             np.array(c.images[index]), np.array(c.labels[index]), rng=rng, depth=depth, camera=c.cameras[index]
         )
-        return normalize(image), torch.from_numpy(np.ascontiguousarray(mask)).long()
+        if image.dtype != np.uint8 or mask.dtype != np.uint8:
+            raise TypeError(f"{self.transform!r} returned {image.dtype} image / {mask.dtype} mask; expected uint8")
+        # torch.from_numpy wants writable, contiguous arrays (a transform may return a view or the input).
+        image = np.require(image, requirements=["C_CONTIGUOUS", "WRITEABLE"])
+        mask = np.require(mask, requirements=["C_CONTIGUOUS", "WRITEABLE"])
+        return torch.from_numpy(image), torch.from_numpy(mask)

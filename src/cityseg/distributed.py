@@ -117,7 +117,7 @@ class RankShard(Sampler):
     Not torch's DistributedSampler: it shuffles with its own seed + epoch and pads the epoch with repeated
     images, so its steps would not be our seeded one-process batches. Slicing those keeps step k of the job
     the same images as step k of a single process. A last batch that does not split evenly gives some ranks
-    one image fewer (their mean loss then weighs a little more); `train.drops_last_batch` makes sure every
+    one image fewer (their mean loss then weighs a little more); `batches.drops_last_batch` makes sure every
     rank gets at least one, since a rank without a batch would leave the others waiting in DDP.
     """
 

@@ -67,13 +67,20 @@ def resize_image(image: np.ndarray, input_size: Sequence[int]) -> np.ndarray:
     return cv2.resize(image, (int(input_size[1]), int(input_size[0])), interpolation=cv2.INTER_LINEAR)
 
 
-def to_batch(images: Sequence[np.ndarray], input_size: Sequence[int], device: torch.device) -> torch.Tensor:
-    """uint8 RGB images of any sizes -> (B, 3, h, w) normalised float32 on ``device`` at the input size.
+def upload(images: torch.Tensor, device: torch.device, channels_last: bool = False) -> torch.Tensor:
+    """A (B, H, W, 3) uint8 batch -> (B, 3, H, W) normalised float32 on ``device`` (channels_last when asked).
 
     The uint8 batch travels to the device and is normalised there (a quarter of the bytes of float32).
+    ``non_blocking``: a pinned batch (a DataLoader with ``pin_memory``) copies while the host runs on; from
+    pageable memory the copy is synchronous, so the source may be freed right after.
     """
+    return normalize_batch(images.to(device, non_blocking=True), channels_last)
+
+
+def to_batch(images: Sequence[np.ndarray], input_size: Sequence[int], device: torch.device) -> torch.Tensor:
+    """uint8 RGB images of any sizes -> (B, 3, h, w) normalised float32 on ``device`` at the input size."""
     stacked = np.stack([resize_image(im, input_size) for im in images])
-    return normalize_batch(torch.from_numpy(stacked).to(device))
+    return upload(torch.from_numpy(stacked), device)
 
 
 @torch.inference_mode()

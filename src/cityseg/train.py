@@ -18,7 +18,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import hashlib
-import itertools
 import json
 import logging
 import math
@@ -33,13 +32,14 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.utils.data import DataLoader, Sampler
+from torch.utils.data import DataLoader
 
 from cityseg import distributed
+from cityseg.batches import images_per_epoch, make_loader, steps_per_epoch
 from cityseg.config import ConfigError, ModelConfig, TrainConfig
 from cityseg.dataset import CacheSplit, SegDataset, load_cache, read_manifest
-from cityseg.distributed import Dist, RankShard
-from cityseg.inference import Precision, autocast, forward, logits_at, predict_logits, resolve_device
+from cityseg.distributed import Dist
+from cityseg.inference import Precision, autocast, forward, logits_at, predict_logits, resolve_device, upload
 from cityseg.io import DataError, atomic_path, write_json
 from cityseg.jobs import EXIT_PREEMPTED, StopSignals
 from cityseg.labels import IGNORE_INDEX, NUM_CLASSES, colorize
@@ -56,7 +56,7 @@ RESUME_NAME = "last.pt"
 BEST_NAME = "best.pt"
 OVERLAY_INDEX = 0  # the fixed val sample shown in the DVCLive overlay
 # Train-config keys that do not change the result, so changing them keeps a resume valid.
-HASH_EXCLUDED = ("num_workers", "wandb")
+HASH_EXCLUDED = ("num_workers", "prefetch_factor", "wandb")
 
 
 # --------------------------------------------------------------------------- set-up helpers
@@ -88,64 +88,6 @@ def config_hash(model_cfg: ModelConfig, train_cfg: TrainConfig, manifest: dict) 
     blob = json.dumps({"model": dataclasses.asdict(model_cfg), "train": train, "data": manifest},
                       sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()
-
-
-def _epoch_seed(seed: int, epoch: int) -> int:
-    """The shuffle seed of one epoch: a pure function of (seed, epoch)."""
-    return int(np.random.SeedSequence([int(seed) & 0xFFFFFFFF, int(epoch), 0x5EED]).generate_state(1, np.uint64)[0])
-
-
-def drops_last_batch(n: int, batch_size: int, world_size: int = 1) -> bool:
-    """Whether a training epoch drops its final batch: a batch of one image (BatchNorm and pooling
-    branches such as ASPP cannot train on a single 1x1 feature), or, with DDP, one too small to give every
-    rank an image (`distributed.RankShard`)."""
-    return n > batch_size and 0 < n % batch_size < max(2, world_size)
-
-
-def make_loader(dataset: SegDataset, batch_size: int, shuffle: bool, num_workers: int, seed: int,
-                pin_memory: bool = False, epoch: int = 0, dist: Dist = Dist()) -> DataLoader:
-    """A DataLoader whose shuffle order depends only on (seed, epoch); training (shuffle) loaders
-    follow `drops_last_batch`. With DDP (``dist``) a training loader yields this rank's slice of each of
-    the global batches of ``batch_size`` images that one process would train on."""
-    dataset.set_epoch(epoch)
-    drop_last = shuffle and drops_last_batch(len(dataset), batch_size, dist.world_size)
-    generator = torch.Generator().manual_seed(_epoch_seed(seed, epoch)) if shuffle else None
-    loader = DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, generator=generator,
-                        num_workers=num_workers, pin_memory=pin_memory, drop_last=drop_last)
-    if not (shuffle and dist.enabled):
-        return loader
-    return DataLoader(dataset, batch_sampler=RankShard(loader.batch_sampler, dist), generator=generator,
-                      num_workers=num_workers, pin_memory=pin_memory)
-
-
-class _SkipBatches(Sampler):
-    """A batch sampler without the first ``skip`` batches of ``batches`` (whose indices are drawn, not loaded)."""
-
-    def __init__(self, batches: Sampler, skip: int):
-        self.batches, self.skip = batches, skip
-
-    def __iter__(self):
-        return itertools.islice(iter(self.batches), self.skip, None)
-
-    def __len__(self) -> int:
-        return max(0, len(self.batches) - self.skip)
-
-
-def skip_batches(loader: DataLoader, skip: int) -> DataLoader:
-    """``loader`` from batch ``skip`` on: the same batches in the same order (its generator draws as the full
-    loader's would), for continuing an epoch stopped after ``skip`` steps."""
-    return DataLoader(loader.dataset, batch_sampler=_SkipBatches(loader.batch_sampler, skip), generator=loader.generator,
-                      num_workers=loader.num_workers, pin_memory=loader.pin_memory)
-
-
-def steps_per_epoch(n: int, batch_size: int, world_size: int = 1) -> int:
-    """Optimizer steps per epoch, matching ``make_loader(shuffle=True)``."""
-    return n // batch_size if drops_last_batch(n, batch_size, world_size) else math.ceil(n / batch_size)
-
-
-def images_per_epoch(n: int, batch_size: int, world_size: int = 1) -> int:
-    """Training images seen per epoch (by all ranks together), matching ``make_loader(shuffle=True)``."""
-    return n - n % batch_size if drops_last_batch(n, batch_size, world_size) else n
 
 
 def build_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
@@ -232,11 +174,9 @@ def build_loss(cfg: TrainConfig) -> Callable[[torch.Tensor, torch.Tensor], torch
 
 def _to_device(images: torch.Tensor, masks: torch.Tensor, device: torch.device,
                channels_last: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
-    """Move a training batch to ``device``, in channels_last memory format when asked."""
-    images = images.to(device, non_blocking=True)
-    if channels_last:
-        images = images.contiguous(memory_format=torch.channels_last)
-    return images, masks.to(device, non_blocking=True)
+    """A `SegDataset` batch (images (B,H,W,3) uint8, masks (B,H,W) uint8) -> (normalised (B,3,H,W) float32,
+    channels_last when asked; masks int64) on ``device``: the uint8 bytes travel, the widening happens there."""
+    return upload(images, device, channels_last), masks.to(device, non_blocking=True).long()
 
 
 def train_one_epoch(model: nn.Module, loader: DataLoader, optimizer: torch.optim.Optimizer,
@@ -246,8 +186,9 @@ def train_one_epoch(model: nn.Module, loader: DataLoader, optimizer: torch.optim
                     stop: Callable[[], bool] = lambda: False) -> dict:
     """One pass over ``loader`` (scheduler stepped per iteration): {"steps", "loss_sum", "seen", "stopped"}.
 
-    ``start`` (such a dict) continues a pass stopped after ``start["steps"]`` batches, ``loader`` being
-    `skip_batches` of them. ``stop()`` is asked after every step; when true the pass ends there, ``stopped``.
+    ``start`` (such a dict) continues a pass stopped after ``start["steps"]`` batches, ``loader`` yielding
+    the rest of them (`batches.EpochBatches.set_epoch`'s ``skip``). ``stop()`` is asked after every step; when
+    true the pass ends there, ``stopped``.
     Pass the result to `mean_loss` for the epoch's mean loss per image.
     """
     model.train()
@@ -293,19 +234,20 @@ def evaluate(model: nn.Module, loader: DataLoader, loss_fn: Callable, device: to
     """Validation: mean loss per image, competition Dice (per-image, then mean) and mIoU.
 
     Runs at evaluation precision (`inference.Precision.evaluation`) and post-processes with
-    ``postprocess.to_labels(.., min_area)``, as evaluation does. The batches come resized and
-    normalised by the DataLoader (the albumentations eval transform: cv2 bilinear, as
-    `inference.to_batch`), so they join the one inference path at `inference.forward`. Labels may be
-    larger than the network input (the val cache at cache size): logits are resized to them
-    (`inference.logits_at`), as the competition scores there.
+    ``postprocess.to_labels(.., min_area)``, as evaluation does. The batches come resized by the
+    DataLoader (the albumentations eval transform: cv2 bilinear, as `inference.to_batch`) as uint8, are
+    normalised on the device as `inference.to_batch` does (`inference.upload`) and join the one inference
+    path at `inference.forward`. Labels may be larger than the network input (the val cache at cache
+    size): logits are resized to them (`inference.logits_at`), as the competition scores there.
     """
     model.eval()
     precision = Precision.evaluation(device)
     dice, cm = DiceMeter(NUM_CLASSES, IGNORE_INDEX), ConfusionMatrix(NUM_CLASSES, IGNORE_INDEX)
     total, seen = 0.0, 0
     for images, masks in loader:
-        masks = masks.to(device, non_blocking=True)
-        logits = logits_at(forward(model, images, device, precision), masks.shape[-2:])
+        masks = masks.to(device, non_blocking=True).long()
+        batch = upload(images, device, precision.channels_last)
+        logits = logits_at(forward(model, batch, device, precision), masks.shape[-2:])
         total += float(loss_fn(logits, masks)) * images.shape[0]
         seen += images.shape[0]
         pred = to_labels(logits, min_area)
@@ -412,12 +354,13 @@ class _Setup:
     """What ``fit`` builds once: the network and its optimiser, the data, and how batches run."""
 
     model: nn.Module  # the network itself: checkpoints, validation, resume
-    ddp: nn.Module  # what training steps call: ``model``, or its DDP wrapper under torchrun
+    ddp: nn.Module  # what training steps call: ``model``, or its DDP wrapper under torchrun; compiled with train.compile
     dist: Dist
     optimizer: torch.optim.Optimizer
     scheduler: torch.optim.lr_scheduler.LambdaLR
     loss_fn: Callable
     train_ds: SegDataset
+    train_loader: DataLoader  # one for the run (persistent workers); its `batches.EpochBatches` is set per pass
     val_loader: DataLoader
     val_cache: CacheSplit
     device: torch.device
@@ -437,6 +380,17 @@ def _read_splits(prepared_root: str | Path) -> tuple[dict, CacheSplit, CacheSpli
         raise DataError(f"{prepared_root}: need training and validation images, have "
                         f"{len(train_cache)} train / {len(val_cache)} val")
     return manifest, train_cache, val_cache
+
+
+def compile_for_training(module: nn.Module) -> nn.Module:
+    """``torch.compile(module)`` for the training steps alone (``train.compile``).
+
+    The compiled wrapper shares ``module``'s parameters; checkpoints, resume state and validation keep using the
+    plain network (`_Setup.model`), so their state_dict keys carry no ``_orig_mod.`` prefix and evaluation and
+    packaging load them unchanged. Validation runs eagerly: compiling it too would recompile for eval mode and
+    every batch shape, and it is a small share of an epoch.
+    """
+    return torch.compile(module)
 
 
 def _build_net(model_cfg: ModelConfig, train_cfg: TrainConfig, device: torch.device, channels_last: bool) -> nn.Module:
@@ -465,16 +419,21 @@ def _build(model_cfg: ModelConfig, train_cfg: TrainConfig, prepared_root: str | 
     channels_last = cuda or train_cfg.cpu_channels_last
     model, ddp = distributed.wrap(_build_net(model_cfg, train_cfg, device, channels_last), dist, device,
                                   train_cfg.sync_batchnorm)
+    if train_cfg.compile:
+        ddp = compile_for_training(ddp)
     optimizer = build_optimizer(model, train_cfg)
     steps = steps_per_epoch(len(train_cache), train_cfg.batch_size, dist.world_size)
     scheduler = build_scheduler(optimizer, train_cfg, steps)
     train_ds = SegDataset(train_cache, build_train_transform(train_cfg), seed=train_cfg.seed)
+    train_loader = make_loader(train_ds, train_cfg.batch_size, shuffle=True, num_workers=train_cfg.num_workers,
+                               seed=train_cfg.seed, pin_memory=cuda, dist=dist,
+                               prefetch_factor=train_cfg.prefetch_factor)
     # Validation keeps the masks at cache size; the logits are resized to them.
     val_ds = SegDataset(val_cache, build_eval_transform(train_cfg.size, resize_mask=False), seed=train_cfg.seed)
     val_loader = make_loader(val_ds, train_cfg.batch_size, shuffle=False, num_workers=train_cfg.num_workers,
-                             seed=train_cfg.seed, pin_memory=cuda)
-    return _Setup(model, ddp, dist, optimizer, scheduler, build_loss(train_cfg), train_ds, val_loader, val_cache,
-                  device, amp_dtype_for(device, train_cfg.amp), channels_last, steps), cfg_hash
+                             seed=train_cfg.seed, pin_memory=cuda, prefetch_factor=train_cfg.prefetch_factor)
+    return _Setup(model, ddp, dist, optimizer, scheduler, build_loss(train_cfg), train_ds, train_loader, val_loader,
+                  val_cache, device, amp_dtype_for(device, train_cfg.amp), channels_last, steps), cfg_hash
 
 
 def run_resume_dir(resume_dir: str | Path, cfg_hash: str) -> Path:
@@ -511,9 +470,8 @@ def _run_epoch(setup: _Setup, state: ResumeState, runlog: Optional[RunLog], cfg:
     validation scores, or None when ``stop()`` ended the pass early (``state.partial`` then says where).
     Under DDP only rank 0 validates; the other ranks return {} once the training pass is done."""
     t0, start, dist = time.perf_counter(), state.partial, setup.dist
-    loader = make_loader(setup.train_ds, cfg.batch_size, shuffle=True, num_workers=cfg.num_workers,
-                         pin_memory=setup.device.type == "cuda", seed=cfg.seed, epoch=epoch, dist=dist)
-    part = train_one_epoch(setup.ddp, skip_batches(loader, start["steps"]) if start else loader, setup.optimizer,
+    setup.train_loader.batch_sampler.set_epoch(epoch, skip=start["steps"] if start else 0)
+    part = train_one_epoch(setup.ddp, setup.train_loader, setup.optimizer,
                            setup.scheduler, setup.loss_fn, setup.device, setup.amp_dtype, setup.channels_last,
                            progress=progress and dist.main, desc=f"epoch {epoch + 1}/{cfg.epochs}", start=start,
                            stop=stop)

@@ -31,19 +31,25 @@ STD = 0.5
 # --------------------------------------------------------------------------- normalisation
 
 
-def normalize_batch(images: torch.Tensor) -> torch.Tensor:
-    """(B, H, W, 3) uint8 (any device) -> (B, 3, H, W) float32 in [-1, 1].
+def normalize_batch(images: torch.Tensor, channels_last: bool = False) -> torch.Tensor:
+    """(B, H, W, 3) uint8 (any device) -> (B, 3, H, W) float32 in [-1, 1], contiguous or channels_last.
 
-    Copy uint8 to the GPU and normalise there: a quarter of the bytes of float32.
+    Copy uint8 to the GPU and normalise there: a quarter of the bytes of float32. A float input is refused:
+    it would be an already normalised batch, divided by 255 a second time.
     """
     if images.ndim != 4 or images.shape[-1] != 3:
         raise ValueError(f"normalize_batch: images must be (B, H, W, 3), got {tuple(images.shape)}")
+    if images.dtype != torch.uint8:
+        raise ValueError(f"normalize_batch: images must be uint8, got {images.dtype}")
+    # The permuted HWC view already has channels_last strides, and `.to` keeps them: asking for channels_last
+    # saves the copy to NCHW and back. The values are the same in either layout.
     x = images.permute(0, 3, 1, 2).to(torch.float32)
-    return x.div_(255.0).sub_(MEAN).div_(STD).contiguous()
+    x = x.div_(255.0).sub_(MEAN).div_(STD)
+    return x.contiguous(memory_format=torch.channels_last if channels_last else torch.contiguous_format)
 
 
 def normalize(image: np.ndarray) -> torch.Tensor:
-    """(H, W, 3) uint8 RGB -> (3, H, W) float32 in [-1, 1]; used by training, evaluation and submission."""
+    """(H, W, 3) uint8 RGB -> (3, H, W) float32 in [-1, 1]: `normalize_batch` of one image."""
     if not (isinstance(image, np.ndarray) and image.ndim == 3 and image.shape[2] == 3):
         raise ValueError(f"normalize: image must be an (H, W, 3) array, got {getattr(image, 'shape', type(image))}")
     if image.dtype != np.uint8:
