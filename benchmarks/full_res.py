@@ -95,7 +95,7 @@ def make_project(root: Path, params: dict) -> dict:
     return env
 
 
-def run_profile(n: int, train_size: list[int], frame: list[int], work: Path) -> dict[str, dict]:
+def run_profile(n: int, train_size: list[int], frame: list[int], work: Path, targets: list[str]) -> dict[str, dict]:
     """Stage -> {"wall_s", "max_rss_mb"} for one dataset size (``train``, ``evaluate``, ``package``: baseline)."""
     root = work / f"n{n}"
     root.mkdir(parents=True)
@@ -104,7 +104,7 @@ def run_profile(n: int, train_size: list[int], frame: list[int], work: Path) -> 
     print(f"full_res: {n} frames per split at {frame[0]}x{frame[1]}, training at {train_size[0]}x{train_size[1]} ...",
           file=sys.stderr, flush=True)
     start = time.perf_counter()
-    proc = subprocess.run([sys.executable, "-m", "dvc", "repro", "evaluate@baseline", "package@baseline"], cwd=root,
+    proc = subprocess.run([sys.executable, "-m", "dvc", "repro", *targets], cwd=root,
                           env=env, capture_output=True, text=True)
     if proc.returncode != 0:
         sys.exit(f"full_res: dvc repro failed for n={n}:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
@@ -116,7 +116,7 @@ def run_profile(n: int, train_size: list[int], frame: list[int], work: Path) -> 
 def table(sizes: list[int], results: list[dict[str, dict]]) -> str:
     (n1, r1), (n2, r2) = zip(sizes, results)
     rows = []
-    for stage in r1:
+    for stage in [s for s in r1 if s in r2]:  # the order they ran in
         a, b = r1[stage], r2[stage]
         slope = (b["wall_s"] - a["wall_s"]) / (n2 - n1)  # seconds per extra frame in each split
         scale = SCALE.get(stage)
@@ -135,13 +135,15 @@ def main() -> None:
     ap.add_argument("--train-size", type=int, nargs=2, default=[256, 256], metavar=("H", "W"))
     ap.add_argument("--frame", type=int, nargs=2, default=[1024, 2048], metavar=("H", "W"),
                     help="SynthCity frame size (Cityscapes': 1024 2048)")
+    ap.add_argument("--targets", nargs="+", default=["evaluate@baseline", "package@baseline"],
+                    help="dvc repro targets (their upstream stages run too)")
     ap.add_argument("--keep", type=Path, default=None, help="build the projects here and keep them")
     args = ap.parse_args()
     if not 2 <= args.sizes[0] < args.sizes[1]:
         ap.error("--sizes: two frame counts, 2 <= N1 < N2 (the OOD refusal fits on at least 2 training frames)")
     work = args.keep or Path(tempfile.mkdtemp(prefix="full_res-"))
     try:
-        results = [run_profile(n, args.train_size, args.frame, work) for n in args.sizes]
+        results = [run_profile(n, args.train_size, args.frame, work, args.targets) for n in args.sizes]
     finally:
         if args.keep is None:
             shutil.rmtree(work, ignore_errors=True)

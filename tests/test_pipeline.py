@@ -79,7 +79,7 @@ def test_temp_experiment_killed_in_training_resumes_in_the_next_run(project):
 
     root, env = project
     resume = root / ".cityseg/resume/baseline"
-    cmd = DVC + ["exp", "run", "--temp", "-S", "train.epochs=40"]
+    cmd = DVC + ["exp", "run", "--temp", "-S", "train.epochs=40", "train@baseline"]  # the training stage alone
     first = subprocess.Popen(cmd, cwd=root, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     deadline = time.monotonic() + 600
     while not list(resume.glob("*/last.pt")):
