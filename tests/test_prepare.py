@@ -120,3 +120,25 @@ def test_bad_input_names_the_file_and_keeps_previous_output(cs_root, tmp_path, h
     # nothing half-written: the old output is untouched and no temporary folder is left
     assert sorted(p.name for p in tmp_path.iterdir()) == ["cityscapes", "prepared"]
     assert [p.name for p in out.iterdir()] == ["previous.txt"]
+
+
+def test_prepare_memory_does_not_grow_with_the_number_of_frames(tmp_path):
+    # The resized frames go straight into the memory-mapped cache: holding a split's frames until the end grew
+    # with it (9 GB for Cityscapes' train at 512x1024). tracemalloc sees every numpy allocation.
+    import tracemalloc
+
+    def peak(n: int) -> int:
+        root = write_root(tmp_path / f"cs{n}", splits=("train", "val"), n=n)
+        tracemalloc.start()
+        try:
+            manifest = prepare(root, tmp_path / f"prepared{n}", "cityscapes", (64, 128), workers=1, progress=False)
+            assert manifest["splits"]["train"]["count"] == n
+            return tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+
+    small, large = peak(4), peak(32)
+    # Holding the frames would add 28 x 56 KB (image, label and float16 depth at 64x128) = 1.5 MB.
+    assert large < small + 256 * 1024, (small, large)
+    cache = np.load(tmp_path / "prepared32/cache/train/images.npy", mmap_mode="r")
+    assert cache.shape == (32, 64, 128, 3)

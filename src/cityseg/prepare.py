@@ -117,9 +117,9 @@ def read_camera(path: Path) -> dict:
 def depth_from_disparity(disp: np.ndarray, camera: dict) -> np.ndarray:
     """Cityscapes disparity PNG (uint16, d = (v-1)/256, 0 invalid) -> depth in metres (0 = unknown)."""
     d = (disp.astype(np.float32) - 1.0) / 256.0
-    valid = (disp > 0) & (d > 0)
     depth = np.zeros(disp.shape, np.float32)
-    depth[valid] = camera["extrinsic"]["baseline"] * camera["intrinsic"]["fx"] / d[valid]
+    # d > 0 (value > 1) is valid; `where=` divides in place, without the masked copies boolean indexing makes.
+    np.divide(camera["extrinsic"]["baseline"] * camera["intrinsic"]["fx"], d, out=depth, where=d > 0)
     return depth
 
 
@@ -174,13 +174,15 @@ def _write(path: Path, arr: np.ndarray) -> None:
         raise OSError(f"{path}: could not write PNG")
 
 
-def _save_cache(folder: Path, name: str, arrays: list[np.ndarray]) -> None:
-    mm = np.lib.format.open_memmap(folder / f"{name}.npy", mode="w+", dtype=arrays[0].dtype,
-                                   shape=(len(arrays), *arrays[0].shape))
-    for i, a in enumerate(arrays):
-        mm[i] = a
-    mm.flush()
-    del mm
+def _open_cache(folder: Path, n: int, size: tuple[int, int], with_depth: bool) -> dict[str, np.ndarray]:
+    """The split's cache arrays as writable memory maps of ``n`` frames at ``size``, filled as frames arrive:
+    holding a split's resized frames until the end would grow with it (9 GB for Cityscapes' train at 512x1024)."""
+    h, w = size
+    specs = {"images": ((n, h, w, 3), np.uint8), "labels": ((n, h, w), np.uint8)}
+    if with_depth:
+        specs["depth"] = ((n, h, w), np.float16)
+    return {name: np.lib.format.open_memmap(folder / f"{name}.npy", mode="w+", dtype=dtype, shape=shape)
+            for name, (shape, dtype) in specs.items()}
 
 
 def prepare(root: str | os.PathLike, out: str | os.PathLike, source: str, cache_size: tuple[int, int],
@@ -195,23 +197,28 @@ def prepare(root: str | os.PathLike, out: str | os.PathLike, source: str, cache_
                 for city in {it.city for it in split_items}:
                     (tmp / sub / split / city).mkdir(parents=True, exist_ok=True)
             jobs = [(it, tmp, tuple(cache_size)) for it in split_items]
-            results = list(pmap(_process, jobs, workers, f"prepare {split}", progress=progress))
             cache = tmp / "cache" / split
             cache.mkdir(parents=True)
-            _save_cache(cache, "images", [r["image"] for r in results])
-            _save_cache(cache, "labels", [r["label"] for r in results])
-            has_depth = results[0]["depth"] is not None
-            if has_depth:
-                _save_cache(cache, "depth", [r["depth"] for r in results])
+            has_depth = split_items[0].disparity is not None  # scan_root: all or none of a split
+            arrays = _open_cache(cache, len(jobs), tuple(cache_size), has_depth)
+            counts, sizes, cameras = np.zeros(L.NUM_CLASSES, np.int64), set(), []
+            for i, r in enumerate(pmap(_process, jobs, workers, f"prepare {split}", progress=progress)):
+                arrays["images"][i], arrays["labels"][i] = r["image"], r["label"]
+                if has_depth:
+                    arrays["depth"][i] = r["depth"]
+                counts += r["counts"]
+                sizes.add(tuple(r["size"]))
+                cameras.append(r["camera"])
+            for array in arrays.values():
+                array.flush()
+            del arrays  # close the maps before the folder is renamed into place
             stems = [it.stem for it in split_items]
-            write_json(cache / "index.json", {"stems": stems, "size": list(cache_size),
-                                              "cameras": [r["camera"] for r in results]})
-            counts = np.sum([r["counts"] for r in results], axis=0)
+            write_json(cache / "index.json", {"stems": stems, "size": list(cache_size), "cameras": cameras})
             if split == "train":
                 totals += counts
-            sizes = sorted({tuple(r["size"]) for r in results})
+            sizes = sorted(sizes)
             manifest["splits"][split] = {
-                "count": len(results),
+                "count": len(jobs),
                 "cities": sorted({it.city for it in split_items}),
                 "has_labels": bool(counts.sum() > 0),
                 "has_depth": has_depth,
