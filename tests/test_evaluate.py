@@ -177,3 +177,20 @@ def test_evaluation_memory_does_not_grow_with_the_number_of_images(tmp_path, stu
     small, large = peak(4, 32), peak(32, 256)  # 8x the images of each split
     # Holding either split whole would add >= 1.75 MB (224 more 64x128 label maps) to the large run.
     assert large < small + 512 * 1024, (small, large)
+
+
+def test_only_uint8_labels_leave_the_device(tmp_path, stub_arch, monkeypatch):
+    # Full-resolution logits are 19 float32 maps per frame: evaluation post-processes them where they are and
+    # moves only the uint8 labels to the CPU (a no-op here, but the calls are what a GPU would do).
+    moved = []
+    real_cpu = torch.Tensor.cpu
+
+    def spy(self, *args, **kwargs):
+        moved.append(self.dtype)
+        return real_cpu(self, *args, **kwargs)
+
+    prepared = write_prepared(tmp_path / "prepared")
+    predictor = Predictor.from_checkpoint(stub_checkpoint(tmp_path / "best.pt", 0.2), CPU)
+    monkeypatch.setattr(torch.Tensor, "cpu", spy)
+    evaluate_model(predictor, prepared, "test", batch_size=2, progress=False)
+    assert moved and set(moved) == {torch.uint8}, moved

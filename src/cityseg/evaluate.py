@@ -43,7 +43,11 @@ def json_number(v: Any) -> float | None:
 def iter_predictions(model: torch.nn.Module, prepared: str | os.PathLike, split: str, input_size: tuple[int, int],
                      batch_size: int, device: torch.device, progress: bool = True
                      ) -> Iterator[tuple[str, np.ndarray, np.ndarray, torch.Tensor]]:
-    """Yield (stem, image, label, logits (19,H,W) on CPU) for every image of ``split`` at full resolution."""
+    """Yield (stem, image, label, logits (19,H,W) on ``device``) for every image of ``split`` at full resolution.
+
+    The logits stay on the device: post-process them there (`postprocess.to_labels`) and move only the uint8
+    labels to the CPU, not 19 float32 maps of the full frame (160 MB per 1024x2048 image).
+    """
     samples = full_res_samples(prepared, split)
     model.eval()
     for start in progress_bar(range(0, len(samples), batch_size), desc=f"evaluate {split}", unit="batch", enabled=progress):
@@ -53,9 +57,9 @@ def iter_predictions(model: torch.nn.Module, prepared: str | os.PathLike, split:
         # Cityscapes frames share one size; odd-sized user data falls back to one image at a time.
         sizes = {im.shape[:2] for im in images}
         if len(sizes) == 1:
-            logits = predict_logits(model, images, input_size, device).cpu()
+            logits = predict_logits(model, images, input_size, device)
         else:
-            logits = [predict_logits(model, [im], input_size, device).cpu()[0] for im in images]
+            logits = [predict_logits(model, [im], input_size, device)[0] for im in images]
         for i, (sample, (image, label, _, _)) in enumerate(zip(chunk, data)):
             yield sample.stem, image, label, logits[i]
 
@@ -87,7 +91,7 @@ def evaluate_model(predictor: Predictor, prepared: str | os.PathLike, split: str
     trivial_dice = {name: DiceMeter() for name in trivial}
     for _, _, label, logits in iter_predictions(predictor.model, prepared, split, predictor.input_size, batch_size,
                                                 predictor.device, progress):
-        pred = to_labels(logits, predictor.min_area).numpy()
+        pred = to_labels(logits, predictor.min_area).cpu().numpy()
         dice.update(pred, label)
         cm.update(pred, label)
         for name, ref in trivial.items():

@@ -58,7 +58,7 @@ def summarize_robustness(dice_clean: float, dice: Mapping[tuple[str, int], float
 def _folder_dice(p: Predictor, folder: Path, split: str, batch_size: int, bar: Bar) -> float:
     meter = DiceMeter()
     for _, _, label, logits in iter_predictions(p.model, folder, split, p.input_size, batch_size, p.device, False):
-        meter.update(to_labels(logits, p.min_area).numpy(), label, batched=False)
+        meter.update(to_labels(logits, p.min_area).cpu().numpy(), label, batched=False)
         bar.update()
     return meter.mean()
 
