@@ -26,6 +26,7 @@ from pathlib import Path
 
 import yaml
 
+from cityseg.config import deep_merge
 from latency import cpu_model, markdown_table  # benchmarks/ is the script's folder, so it is on sys.path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -65,12 +66,6 @@ def overrides(n: int, train_size: list[int], frame: list[int]) -> dict:
     }
 
 
-def merge(base: dict, over: dict) -> dict:
-    for k, v in over.items():
-        base[k] = merge(base.get(k, {}), v) if isinstance(v, dict) else v
-    return base
-
-
 def make_project(root: Path, params: dict) -> dict:
     """The repo's pipeline in a new Git repo at ``root`` with ``params``; returns the environment to run DVC in."""
     for name in ("dvc.yaml", ".dvcignore", "stages", "src"):
@@ -99,7 +94,7 @@ def run_profile(n: int, train_size: list[int], frame: list[int], work: Path, tar
     """Stage -> {"wall_s", "max_rss_mb"} for one dataset size (``train``, ``evaluate``, ``package``: baseline)."""
     root = work / f"n{n}"
     root.mkdir(parents=True)
-    params = merge(yaml.safe_load((REPO / "params.yaml").read_text()), overrides(n, train_size, frame))
+    params = deep_merge(yaml.safe_load((REPO / "params.yaml").read_text()), overrides(n, train_size, frame))
     env = make_project(root, params)
     print(f"full_res: {n} frames per split at {frame[0]}x{frame[1]}, training at {train_size[0]}x{train_size[1]} ...",
           file=sys.stderr, flush=True)

@@ -22,11 +22,11 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from cityseg.batches import images_per_epoch
 from cityseg.config import ModelConfig, benchmark_configs, load_params
 from cityseg.flops import count_flops
 from cityseg.models import build_model
 from cityseg.profile import apply_profile
-from cityseg.train import images_per_epoch
 from latency import markdown_table  # benchmarks/ is the script's folder, so it is on sys.path
 
 CITYSCAPES_TRAIN = 2975

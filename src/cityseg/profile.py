@@ -155,9 +155,7 @@ def apply_profile(params_path: str | Path, profile_path: str | Path, sets: list[
     text = dump(doc)
     with atomic_path(params_path) as tmp:
         tmp.write_text(text)
-        written = load_params(tmp)  # the file as the stages will read it
-        for name in written.get("benchmarks") or {}:
-            benchmark_configs(written, name, str(params_path))
+        written = load_params(tmp)  # the file as the stages will read it; `after` passed check_params
         if written != after:
             raise ConfigError(f"{params_path}: the written file does not read back as the merged params")
     old, new = _flat(before), _flat(after)
