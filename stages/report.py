@@ -4,7 +4,7 @@ import argparse
 from pathlib import Path
 
 from cityseg.cli import run_stage
-from cityseg.config import EfficiencyConfig, load_params, section
+from cityseg.config import EfficiencyConfig, distill_config, load_params, section
 from cityseg.io import read_json
 from cityseg.report import write_report
 
@@ -16,10 +16,12 @@ def main() -> None:
     ap.add_argument("--params", default="params.yaml")
     args = ap.parse_args()
     params = load_params(args.params)
-    benchmarks = params.get("benchmarks") or {}
     metrics = {Path(p).stem: read_json(p) for p in args.metrics}
-    descriptions = {name: (entry or {}).get("description", "") for name, entry in benchmarks.items()}
-    write_report(metrics, args.out, section(params, "efficiency", EfficiencyConfig).gate, descriptions)
+    entries = {**(params.get("benchmarks") or {}), **(params.get("students") or {})}
+    descriptions = {name: (entry or {}).get("description", "") for name, entry in entries.items()}
+    students = {name: (cfg.teacher, cfg.student) for name in params.get("students") or {}
+                for cfg in [distill_config(params, name)]}
+    write_report(metrics, args.out, section(params, "efficiency", EfficiencyConfig).gate, descriptions, students)
     print(f"report: {len(metrics)} benchmarks -> {args.out}")
 
 

@@ -1,37 +1,56 @@
-"""DVC stage `train@<benchmark>`: train one benchmark's model on the prepared dataset.
+"""DVC stages `train@<benchmark>` and `distill@<student>`: train one model on the prepared dataset.
+
+A student (params.yaml ``students``) takes ``--teacher``, the teacher benchmark's checkpoint: its loss adds the
+teacher's soft labels (cityseg.distill).
 
 SIGUSR1/SIGTERM stop it after the current step with its resume state saved: exit status 75 (EX_TEMPFAIL), and
 the same command run again continues (cluster/README: requeue on 75). On N GPUs run the same arguments with
 ``torchrun --nproc_per_node=N stages/train.py ...`` (PyTorch DDP; train.batch_size stays the global batch).
 """
 
+import dataclasses
 import sys
+from pathlib import Path
 
 from cityseg.cli import run_stage, stage_args
-from cityseg.config import benchmark_configs, load_params
+from cityseg.config import ConfigError, benchmark_configs, distill_config, load_params
+from cityseg.distill import TeacherSpec
 from cityseg.distributed import is_main
 from cityseg.jobs import EXIT_PREEMPTED, resolve_resume_dir
 from cityseg.train import fit
 
-PATHS = {"benchmark": "a key of 'benchmarks' in params.yaml", "prepared": "prepared dataset folder",
+PATHS = {"benchmark": "a key of 'benchmarks' or 'students' in params.yaml", "prepared": "prepared dataset folder",
          "out": "checkpoint folder (best.pt, summary.json)", "live": "DVCLive folder (per-epoch metrics, overlays)",
          # Outside the stage's outputs (DVC deletes outputs before a re-run) and, when relative, under the main
          # project (or $CITYSEG_RESUME_ROOT): temporary experiment copies are deleted after a failed run.
          "resume": "resume folder (last.pt and a copy of best.pt while training)"}
+OPTIONAL = {"teacher": "the teacher's checkpoint (students only: models/<students.<name>.teacher>/best.pt)"}
 
 
 def main() -> None:
-    args = stage_args(__doc__, PATHS)
-    model_cfg, train_cfg = benchmark_configs(load_params(args.params), args.benchmark)
+    args = stage_args(__doc__, PATHS, OPTIONAL)
+    params = load_params(args.params)
+    model_cfg, train_cfg = benchmark_configs(params, args.benchmark)
+    teacher = None
+    if args.benchmark in (params.get("students") or {}):
+        if not args.teacher:
+            raise ConfigError(f"{args.benchmark} is a student (students.{args.benchmark}): pass --teacher CHECKPOINT")
+        cfg = distill_config(params, args.benchmark)
+        teacher = TeacherSpec(Path(args.teacher), cfg.temperature, cfg.weight)
+        if cfg.init_from_teacher:
+            model_cfg = dataclasses.replace(model_cfg, weights_path=args.teacher)
+    elif args.teacher:
+        raise ConfigError(f"--teacher is for students; {args.benchmark} is under 'benchmarks' in {args.params}")
     s = fit(model_cfg, train_cfg, args.prepared, args.out, args.live, resolve_resume_dir(args.resume),
-            run_name=args.benchmark)
+            run_name=args.benchmark, teacher=teacher)
     if not is_main():  # under torchrun: rank 0 reports, for all
         sys.exit(EXIT_PREEMPTED if s["interrupted"] else 0)
+    stage = f"{'distill' if teacher else 'train'}@{args.benchmark}"
     if s["interrupted"]:
-        print(f"train@{args.benchmark}: stopped by {s['reason']} after epoch {s['epochs_done']} + {s['steps']} step(s); "
+        print(f"{stage}: stopped by {s['reason']} after epoch {s['epochs_done']} + {s['steps']} step(s); "
               f"exit {EXIT_PREEMPTED}: run again to continue", file=sys.stderr)
         sys.exit(EXIT_PREEMPTED)
-    print(f"train@{args.benchmark}: best epoch {s['best_epoch']}/{s['epochs']}, val Dice {s['val_dice']:.4f}, "
+    print(f"{stage}: best epoch {s['best_epoch']}/{s['epochs']}, val Dice {s['val_dice']:.4f}, "
           f"val mIoU {s['val_miou']:.4f}, {s['train_time_s']:.0f} s ({s['train_images_per_s']:.1f} images/s)")
 
 

@@ -143,7 +143,7 @@ def make_project(root: Path) -> dict:
     shutil.copy(REPO / ".dvc/config", root / ".dvc/config")
     (root / ".dvc/.gitignore").write_text("/config.local\n/tmp\n/cache\n")
     params = _merge(yaml.safe_load((root / "params.yaml").read_text()), TINY)
-    for entry in params["benchmarks"].values():  # benchmark entries override the shared train section
+    for entry in [*params["benchmarks"].values(), *params["students"].values()]:  # entries override the shared train
         if "train" in entry:
             entry["train"].update(TINY["train"])
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))

@@ -59,8 +59,8 @@ def test_ood_method_rejects_unknown_names(method):
 
 def test_benchmark_entry_overrides_shared_defaults():
     params = load_params(PARAMS)
-    model, train = benchmark_configs(params, "efficient")
-    assert (model.arch, train.epochs, train.lr) == ("fastscnn", 5, 0.005)
+    model, train = benchmark_configs(params, "fastscnn")
+    assert (model.arch, model.width, train.epochs, train.lr) == ("fastscnn", 0.75, 12, 0.005)
     base_model, base_train = benchmark_configs(params, "baseline")
     assert (base_model.arch, base_model.base_channels, base_train.epochs) == ("unet", 16, 24)
     assert train.batch_size == base_train.batch_size == 2  # not overridden: the shared value

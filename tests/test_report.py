@@ -21,6 +21,17 @@ def test_tables_render_values_and_missing_as_dash(tmp_path):
     assert (tmp_path / "pareto.png").stat().st_size > 0 and (tmp_path / "per_class.png").stat().st_size > 0
 
 
+def test_distillation_ablation_rows(tmp_path):
+    metrics = {"peak": _metrics(0.57, 175.0), "fastscnn": _metrics(0.46, 7.9), "efficient": _metrics(0.485, 7.9)}
+    students = {"efficient": ("peak", "fastscnn"), "ood": ("peak", "peak")}  # ood has no metrics: no row
+    write_report(metrics, tmp_path, 0.8, students=students)
+    md = (tmp_path / "summary.md").read_text()
+    assert "## Distillation" in md and "| efficient | peak (0.570) | fastscnn: 0.460 | 0.485 | +0.025 |" in md
+    assert "| ood |" not in md and "Distillation ablation" in (tmp_path / "tables.tex").read_text()
+    write_report(metrics, tmp_path, 0.8)
+    assert "## Distillation" not in (tmp_path / "summary.md").read_text()
+
+
 def test_get_and_table_helpers():
     assert get({"a": {"b": 2}}, "a.b") == 2 and get({"a": {}}, "a.b") is None
     assert table([["x", "1"]], ["k", "v"]).splitlines() == ["| k | v |", "|---|---:|", "| x | 1 |"]

@@ -276,7 +276,7 @@ def from_dict(cls: type, data: Optional[dict], where: str, source: str = "params
         raise ConfigError(f"{source}: {exc}") from None
 
 
-# params.yaml top-level sections and their types ("benchmarks" is checked separately).
+# params.yaml top-level sections and their types ("benchmarks" and "students" are checked separately).
 SECTIONS: dict[str, type] = {
     "data": DataConfig,
     "synthcity": SynthCityConfig,
@@ -311,21 +311,30 @@ def load_params(path: str | Path = "params.yaml") -> dict:
 
 def check_params(params: dict, source: str = "params.yaml") -> None:
     """Raise ConfigError for any unknown or ill-typed key in any section."""
-    unknown = sorted(set(params) - set(SECTIONS) - {"benchmarks"})
+    groups = ("benchmarks", "students")
+    unknown = sorted(set(params) - set(SECTIONS) - {*groups, "models"})
     if unknown:
-        raise ConfigError(f"{source}: unknown top-level key '{unknown[0]}' (known: {', '.join(sorted(SECTIONS) + ['benchmarks'])})")
+        raise ConfigError(f"{source}: unknown top-level key '{unknown[0]}' "
+                          f"(known: {', '.join(sorted([*SECTIONS, *groups, 'models']))})")
     for name, cls in SECTIONS.items():
         section(params, name, cls, source)
-    if not isinstance(params.get("benchmarks") or {}, dict):
-        raise ConfigError(f"{source}: 'benchmarks' must be a mapping of benchmark name -> overrides")
+    for group in groups:
+        if not isinstance(params.get(group) or {}, dict):
+            raise ConfigError(f"{source}: '{group}' must be a mapping of name -> overrides")
+    if both := sorted(set(params.get("benchmarks") or {}) & set(params.get("students") or {})):
+        raise ConfigError(f"{source}: '{both[0]}' is both under 'benchmarks' and under 'students' (one model per name)")
+    listed, names = params.get("models"), model_names(params)
+    if "models" in params and (not isinstance(listed, list) or sorted(map(str, listed)) != sorted(names)):
+        raise ConfigError(f"{source}: 'models' must list every key of 'benchmarks' and 'students' once (dvc.yaml "
+                          f"evaluates and packages exactly these): have {listed}, expected the names {names}")
     refusal = set(section(params, "package", PackageConfig, source).refusal) if "package" in params else set()
-    if unknown := sorted(refusal - set(params.get("benchmarks") or {})):  # a typo would silently ship no refusal
-        raise ConfigError(f"{source}: package.refusal names {unknown}, which are not benchmarks")
+    if unknown := sorted(refusal - set(model_names(params))):  # a typo would silently ship no refusal
+        raise ConfigError(f"{source}: package.refusal names {unknown}, which are not benchmarks or students")
     heldout = set(section(params, "weather", WeatherConfig, source).heldout)
-    for name in params.get("benchmarks") or {}:
+    for name in model_names(params):
         _, train = benchmark_configs(params, name, source)
         if leaked := sorted(heldout & set(train.weather_types)):
-            raise ConfigError(f"{source}: benchmarks.{name}.train.weather_types trains on held-out condition(s) "
+            raise ConfigError(f"{source}: {_where(params, name)}.train.weather_types trains on held-out condition(s) "
                               f"{leaked} (weather.heldout); remove them from one of the two lists")
 
 
@@ -348,16 +357,71 @@ def deep_merge(base: dict, override: dict) -> dict:
 BENCHMARK_KEYS = ("model", "train", "description")
 
 
-def benchmark_configs(params: dict, name: str, source: str = "params.yaml") -> tuple[ModelConfig, TrainConfig]:
-    """Model and train config of benchmark ``name``: its entry merged over the shared defaults."""
+@dataclass
+class DistillConfig:
+    """One entry of ``students``: a model trained by `distill@<name>` from a teacher's logits (cityseg.distill)."""
+
+    teacher: str  # a benchmark: its models/<teacher>/best.pt teaches
+    # The benchmark whose model and recipe the student takes; its own `train@` run is the no-teacher ablation.
+    student: str
+    temperature: float = 2.0  # softmax temperature of both logits in the KL term
+    weight: float = 1.0  # the KL term's weight beside the student recipe's own loss
+    init_from_teacher: bool = False  # start from the teacher's weights (needs the teacher's architecture)
+    description: str = ""
+    model: dict = field(default_factory=dict)  # overrides of the student benchmark's model and train sections
+    train: dict = field(default_factory=dict)
+
+    def __post_init__(self):
+        if self.temperature <= 0 or self.weight < 0:
+            raise ConfigError(f"temperature must be > 0 and weight >= 0, got {self.temperature} and {self.weight}")
+
+
+def model_names(params: dict) -> list[str]:
+    """Every model the pipeline trains: the benchmarks, then the students."""
+    return [*(params.get("benchmarks") or {}), *(params.get("students") or {})]
+
+
+def _where(params: dict, name: str) -> str:
+    return f"students.{name}" if name in (params.get("students") or {}) else f"benchmarks.{name}"
+
+
+def distill_config(params: dict, name: str, source: str = "params.yaml") -> DistillConfig:
+    """The ``students.<name>`` entry, checked: its teacher and student are benchmarks (not students)."""
+    students, benchmarks = params.get("students") or {}, params.get("benchmarks") or {}
+    if name not in students:
+        raise ConfigError(f"{source}: no student '{name}' under 'students' (have: {', '.join(students) or 'none'})")
+    try:
+        cfg = from_dict(DistillConfig, students[name], f"students.{name}", source)
+    except TypeError as exc:  # a required key left out
+        raise ConfigError(f"{source}: students.{name} needs 'teacher' and 'student' ({exc})") from None
+    for key in ("teacher", "student"):
+        if getattr(cfg, key) not in benchmarks:
+            raise ConfigError(f"{source}: students.{name}.{key} is '{getattr(cfg, key)}', which is not a key of "
+                              f"'benchmarks' (have: {', '.join(benchmarks)})")
+    return cfg
+
+
+def _merged(params: dict, name: str, source: str) -> tuple[dict, dict]:
+    """The raw model and train dicts of ``name``: shared defaults < benchmark entry < student overrides."""
+    if name in (params.get("students") or {}):
+        cfg = distill_config(params, name, source)
+        model, train = _merged(params, cfg.student, source)
+        return deep_merge(model, cfg.model), deep_merge(train, cfg.train)
     benchmarks = params.get("benchmarks") or {}
     if name not in benchmarks:
-        raise ConfigError(f"{source}: no benchmark '{name}' under 'benchmarks' (have: {', '.join(benchmarks)})")
+        raise ConfigError(f"{source}: no benchmark or student '{name}' (have: {', '.join(model_names(params))})")
     entry = benchmarks[name] or {}
     unknown = sorted(set(entry) - set(BENCHMARK_KEYS))
     if unknown:
         raise ConfigError(f"{source}: unknown key 'benchmarks.{name}.{unknown[0]}' (known: {', '.join(BENCHMARK_KEYS)})")
-    model = from_dict(ModelConfig, deep_merge(params.get("model") or {}, entry.get("model") or {}), f"benchmarks.{name}.model", source)
-    train = from_dict(TrainConfig, deep_merge(params.get("train") or {}, entry.get("train") or {}), f"benchmarks.{name}.train", source)
-    return model, train
+    return (deep_merge(params.get("model") or {}, entry.get("model") or {}),
+            deep_merge(params.get("train") or {}, entry.get("train") or {}))
 
+
+def benchmark_configs(params: dict, name: str, source: str = "params.yaml") -> tuple[ModelConfig, TrainConfig]:
+    """Model and train config of benchmark or student ``name``: its entry merged over the shared defaults (a
+    student's over those of the benchmark it takes its recipe from)."""
+    model, train = _merged(params, name, source)
+    where = _where(params, name)
+    return (from_dict(ModelConfig, model, f"{where}.model", source),
+            from_dict(TrainConfig, train, f"{where}.train", source))

@@ -141,15 +141,16 @@ def apply_profile(params_path: str | Path, profile_path: str | Path, sets: list[
     """Merge ``profile_path`` and then ``sets`` into ``params_path``; return ``{dotted key: (old, new)}``.
 
     Nothing is written unless params.yaml, params + profile and params + profile + sets all pass
-    ``check_params``; an unknown key (or a benchmark params.yaml does not have) is a ConfigError naming it.
+    ``check_params``; an unknown key (or a benchmark or student params.yaml does not have) is a ConfigError naming it.
     """
     params_path = Path(params_path)
     before = load_params(params_path)  # params.yaml itself must be sound: later errors are the profile's
     doc, profile, overrides = read_yaml(params_path), read_yaml(profile_path), parse_set(list(sets))
     for source, layer in ((str(profile_path), profile), ("--set", overrides)):
-        if extra := sorted(set(layer.get("benchmarks") or {}) - set(before.get("benchmarks") or {})):
-            raise ConfigError(f"{source}: unknown key 'benchmarks.{extra[0]}' ({params_path} has benchmarks: "
-                              f"{', '.join(before.get('benchmarks') or {})})")
+        for group in ("benchmarks", "students"):
+            if extra := sorted(set(layer.get(group) or {}) - set(before.get(group) or {})):
+                raise ConfigError(f"{source}: unknown key '{group}.{extra[0]}' ({params_path} has {group}: "
+                                  f"{', '.join(before.get(group) or {})})")
         merge(doc, layer)
         after = _checked(doc, source)
     text = dump(doc)

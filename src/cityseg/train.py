@@ -38,6 +38,7 @@ from cityseg import distributed
 from cityseg.batches import images_per_epoch, make_loader, steps_per_epoch
 from cityseg.config import ConfigError, ModelConfig, TrainConfig
 from cityseg.dataset import CacheSplit, SegDataset, load_cache, read_manifest
+from cityseg.distill import Teacher, TeacherSpec
 from cityseg.distributed import Dist
 from cityseg.inference import Precision, autocast, forward, logits_at, predict_logits, resolve_device, upload
 from cityseg.io import DataError, atomic_path, write_json
@@ -82,11 +83,14 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def config_hash(model_cfg: ModelConfig, train_cfg: TrainConfig, manifest: dict) -> str:
-    """sha256 of everything that changes the result: model + train config and the data manifest."""
+def config_hash(model_cfg: ModelConfig, train_cfg: TrainConfig, manifest: dict,
+                teacher: Optional[TeacherSpec] = None) -> str:
+    """sha256 of everything that changes the result: model + train config, the data manifest and the teacher."""
     train = {k: v for k, v in dataclasses.asdict(train_cfg).items() if k not in HASH_EXCLUDED}
-    blob = json.dumps({"model": dataclasses.asdict(model_cfg), "train": train, "data": manifest},
-                      sort_keys=True, default=str)
+    run = {"model": dataclasses.asdict(model_cfg), "train": train, "data": manifest}
+    if teacher is not None:  # absent without one: the hashes of teacher-less runs stay as they were
+        run["teacher"] = teacher.identity()
+    blob = json.dumps(run, sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()
 
 
@@ -183,12 +187,12 @@ def train_one_epoch(model: nn.Module, loader: DataLoader, optimizer: torch.optim
                     scheduler: Optional[torch.optim.lr_scheduler.LRScheduler], loss_fn: Callable,
                     device: torch.device, amp_dtype: Optional[torch.dtype], channels_last: bool,
                     progress: bool = False, desc: str = "train", start: Optional[dict] = None,
-                    stop: Callable[[], bool] = lambda: False) -> dict:
+                    stop: Callable[[], bool] = lambda: False, teacher: Optional[Teacher] = None) -> dict:
     """One pass over ``loader`` (scheduler stepped per iteration): {"steps", "loss_sum", "seen", "stopped"}.
 
     ``start`` (such a dict) continues a pass stopped after ``start["steps"]`` batches, ``loader`` yielding
     the rest of them (`batches.EpochBatches.set_epoch`'s ``skip``). ``stop()`` is asked after every step; when
-    true the pass ends there, ``stopped``.
+    true the pass ends there, ``stopped``. A ``teacher`` adds its distillation term to every step's loss.
     Pass the result to `mean_loss` for the epoch's mean loss per image.
     """
     model.train()
@@ -201,6 +205,8 @@ def train_one_epoch(model: nn.Module, loader: DataLoader, optimizer: torch.optim
         with autocast(device, amp_dtype):
             logits = model(images)
         loss = loss_fn(logits, masks)
+        if teacher is not None:
+            loss = loss + teacher(logits, images)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
@@ -367,6 +373,7 @@ class _Setup:
     amp_dtype: Optional[torch.dtype]  # training autocast (train.amp); validation runs as evaluation
     channels_last: bool  # training input memory format
     steps: int  # optimizer steps per epoch
+    teacher: Optional[Teacher]  # distillation (a `distill@` stage), else None
 
     @property
     def n_params(self) -> int:
@@ -408,11 +415,11 @@ def _build_net(model_cfg: ModelConfig, train_cfg: TrainConfig, device: torch.dev
 
 
 def _build(model_cfg: ModelConfig, train_cfg: TrainConfig, prepared_root: str | Path,
-           device: torch.device, dist: Dist = Dist()) -> tuple[_Setup, str]:
+           device: torch.device, dist: Dist = Dist(), teacher: Optional[TeacherSpec] = None) -> tuple[_Setup, str]:
     """(everything one run needs, the run's `config_hash`)."""
     cuda = device.type == "cuda"
     manifest, train_cache, val_cache = _read_splits(prepared_root)
-    cfg_hash = config_hash(model_cfg, train_cfg, manifest)
+    cfg_hash = config_hash(model_cfg, train_cfg, manifest, teacher)
     distributed.rank_batch_size(train_cfg.batch_size, dist)  # checks that the global batch splits evenly
     if len(train_cache) < dist.world_size:
         raise DataError(f"{len(train_cache)} training images cannot feed {dist.world_size} processes")
@@ -432,8 +439,11 @@ def _build(model_cfg: ModelConfig, train_cfg: TrainConfig, prepared_root: str | 
     val_ds = SegDataset(val_cache, build_eval_transform(train_cfg.size, resize_mask=False), seed=train_cfg.seed)
     val_loader = make_loader(val_ds, train_cfg.batch_size, shuffle=False, num_workers=train_cfg.num_workers,
                              seed=train_cfg.seed, pin_memory=cuda, prefetch_factor=train_cfg.prefetch_factor)
+    # The teacher runs at its own training precision ("auto"): only its logits matter, and bf16 halves its cost
+    # where the CPU has it, also when the student trains in float32.
+    teach = Teacher(teacher, device, amp_dtype_for(device, "auto")) if teacher is not None else None
     return _Setup(model, ddp, dist, optimizer, scheduler, build_loss(train_cfg), train_ds, train_loader, val_loader,
-                  val_cache, device, amp_dtype_for(device, train_cfg.amp), channels_last, steps), cfg_hash
+                  val_cache, device, amp_dtype_for(device, train_cfg.amp), channels_last, steps, teach), cfg_hash
 
 
 def run_resume_dir(resume_dir: str | Path, cfg_hash: str) -> Path:
@@ -474,7 +484,7 @@ def _run_epoch(setup: _Setup, state: ResumeState, runlog: Optional[RunLog], cfg:
     part = train_one_epoch(setup.ddp, setup.train_loader, setup.optimizer,
                            setup.scheduler, setup.loss_fn, setup.device, setup.amp_dtype, setup.channels_last,
                            progress=progress and dist.main, desc=f"epoch {epoch + 1}/{cfg.epochs}", start=start,
-                           stop=stop)
+                           stop=stop, teacher=setup.teacher)
     distributed.average_buffers(dist, setup.model)
     if dist.enabled:  # the epoch's loss over all ranks' images; ``start`` (rank 0's saved state) holds it once
         base = [start["loss_sum"], start["seen"]] if start else [0.0, 0]
@@ -569,7 +579,8 @@ def _interrupted(setup: _Setup, state: ResumeState, runlog: Optional[RunLog], ep
 
 def fit(model_cfg: ModelConfig, train_cfg: TrainConfig, prepared_root: str | Path, out_dir: str | Path,
         live_dir: str | Path, resume_dir: str | Path, device: str | torch.device | None = None,
-        progress: bool = True, stop_after_epochs: Optional[int] = None, run_name: str = "train") -> dict:
+        progress: bool = True, stop_after_epochs: Optional[int] = None, run_name: str = "train",
+        teacher: Optional[TeacherSpec] = None) -> dict:
     """Train ``model_cfg`` with ``train_cfg`` on ``prepared_root``; returns the run summary.
 
     Writes ``out_dir/best.pt`` (via ``models.save_checkpoint``) and ``out_dir/summary.json``,
@@ -581,30 +592,34 @@ def fit(model_cfg: ModelConfig, train_cfg: TrainConfig, prepared_root: str | Pat
     ``stop_after_epochs`` (tests) after that many epochs of this call; both return
     {"interrupted": True, "epochs_done", "steps", "reason"} with the resume state written.
     Under torchrun every rank calls it (`cityseg.distributed`; on CUDA each takes GPU ``LOCAL_RANK``), rank 0
-    writes all of the above, and every rank returns rank 0's result.
+    writes all of the above, and every rank returns rank 0's result. With a ``teacher`` the loss adds its
+    distillation term (`cityseg.distill`).
     """
     with distributed.session(resolve_device(device)) as (dist, device):
         result = _fit(model_cfg, train_cfg, prepared_root, Path(out_dir), Path(live_dir), Path(resume_dir), device,
-                      dist, progress, stop_after_epochs, run_name)
+                      dist, progress, stop_after_epochs, run_name, teacher)
         return distributed.from_main(dist, result)
 
 
 def _fit(model_cfg: ModelConfig, train_cfg: TrainConfig, prepared_root: str | Path, out_dir: Path, live_dir: Path,
          resume_dir: Path, device: torch.device, dist: Dist, progress: bool, stop_after_epochs: Optional[int],
-         run_name: str) -> dict:
+         run_name: str, teacher: Optional[TeacherSpec]) -> dict:
     """`fit` in this process, which ``dist`` places in the job: rank 0's summary, or {"interrupted": False}."""
-    setup, cfg_hash = _build(model_cfg, train_cfg, prepared_root, device, dist)
+    setup, cfg_hash = _build(model_cfg, train_cfg, prepared_root, device, dist, teacher)
     resume_dir = run_resume_dir(resume_dir, cfg_hash)
     state = _resume(setup, cfg_hash, resume_dir, out_dir, train_cfg.epochs)
     runlog = None  # rank 0 alone logs
     if dist.main:
-        config = {"model": dataclasses.asdict(model_cfg), "train": dataclasses.asdict(train_cfg)}
+        config = {"model": dataclasses.asdict(model_cfg), "train": dataclasses.asdict(train_cfg),
+                  "teacher": {**dataclasses.asdict(teacher), "path": str(teacher.path)} if teacher else None}
         runlog = RunLog(live_dir, start_wandb(run_name, config) if train_cfg.wandb else None)
         for record in state.history:
             runlog.epoch(record)
     log.info("training %s (%.2f M params) on %s%s (%s): %d train / %d val images, %d steps/epoch",
              model_cfg.arch, setup.n_params / 1e6, device, f" x {dist.world_size} processes" if dist.enabled else "",
              "bf16 autocast" if setup.amp_dtype else "fp32", len(setup.train_ds), len(setup.val_cache), setup.steps)
+    if teacher is not None:
+        log.info("distilling from %s (KL at temperature %g, weight %g)", teacher.path, teacher.temperature, teacher.weight)
     with StopSignals() as signals:
         # Every rank asks every rank (a collective under DDP), so all stop after the same step, also when a
         # signal reached only some of them; a single process just asks its own handler.
