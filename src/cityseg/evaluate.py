@@ -28,8 +28,8 @@ from cityseg.postprocess import to_labels
 from cityseg.progress import progress as progress_bar
 
 __all__ = ["Predictor", "choose_min_area", "complexity", "evaluate_model", "iter_predictions", "json_number",
-           "predict_logits", "score_split", "select_and_score", "selection_split", "sweep_min_area", "trivial_predictors",
-           "tune_min_area"]
+           "predict_logits", "score_split", "select_and_score", "selection_split", "summary_line", "sweep_min_area",
+           "trivial_predictors", "tune_min_area"]
 
 FLOP_SIZE = (1024, 2048)  # the course server counts FLOPs on one 1x3x1024x2048 input
 TRIVIAL_CHUNK = 32  # training-cache images per step of trivial_predictors
@@ -197,3 +197,12 @@ def select_and_score(predictor: Predictor, prepared: str | os.PathLike, reported
                             "min_class_area_dice": {str(c): json_number(d) for c, d in dice.items()},
                             "checkpoint_epoch": predictor.epoch, "checkpoint_split": predictor.epoch_split}
     return metrics, predictor
+
+
+def summary_line(name: str, split: str, m: dict) -> str:
+    """The evaluate stage's one-line summary of a metrics dict."""
+    rob, ood, sel = m["robustness"], m["ood"], m["selection"]
+    return (f"evaluate@{name} on {split}: Dice {m['dice']:.4f}, mIoU {m['miou']:.4f}, {m['gflops']:.1f} GFLOPs, "
+            f"{m['params_m']:.2f} M params, efficiency {m['efficiency']['score']:.3f}, corrupted Dice "
+            f"{rob['dice_corrupted_mean']:.4f}, OOD score {ood['score']:.4f} (accept-all {ood['score_accept_all']:.4f}); "
+            f"chosen on {sel['split']}: min_class_area {sel['min_class_area']:g}, OOD method {sel['ood_method']}")
