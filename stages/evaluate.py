@@ -10,7 +10,7 @@ from cityseg.cli import run_stage, stage_args
 from cityseg.config import DataConfig, EfficiencyConfig, EvalConfig, OODConfig, load_params, section
 from cityseg.dataset import evaluation_split
 from cityseg.efficiency import efficiency_metrics
-from cityseg.evaluate import Predictor, score_split
+from cityseg.evaluate import Predictor, select_and_score, summary_line
 from cityseg.io import write_json
 from cityseg.oodeval import ood_benchmark
 from cityseg.robustness import evaluate_robustness, qualitative_grid, read_testbed, severity_plot
@@ -26,20 +26,20 @@ def main() -> None:
     params = load_params(args.params)
     cfg, data = section(params, "eval", EvalConfig), section(params, "data", DataConfig)
     split, plots, bs = evaluation_split(cfg.split, data.source), Path(args.plots), cfg.batch_size
-    p = Predictor.from_checkpoint(args.checkpoint)  # carries the input size and train.min_class_area
-    m = score_split(p, args.prepared, split, bs, plots, title=f"{args.benchmark} on {split}")
+    p = Predictor.from_checkpoint(args.checkpoint)
+    # Tuned values are chosen off the reported split (m["selection"]); p then carries the chosen min_class_area.
+    m, p = select_and_score(p, args.prepared, split, cfg, plots, title=f"{args.benchmark} on {split}")
     m["efficiency"] = efficiency_metrics(p, m["dice"], m["gflops"], args.checkpoint, args.baseline, args.prepared,
-                                         split, bs, section(params, "efficiency", EfficiencyConfig))
+                                         split, bs, section(params, "efficiency", EfficiencyConfig),
+                                         selection_split=m["selection"]["split"], candidates=cfg.min_class_area)
     rob = m["robustness"] = evaluate_robustness(p, args.weather, bs)
     severity_plot(rob, plots / "robustness.png", title=args.benchmark, heldout=read_testbed(args.weather)["heldout"])
     qualitative_grid(p, args.weather, plots / "robustness_examples.png")
     ood = m["ood"] = ood_benchmark(p, args.prepared, args.ood, split, section(params, "ood", OODConfig), bs, plots,
-                                   args.ood_model, args.benchmark)
+                                   args.ood_model, args.benchmark, calibration_split=m["selection"]["split"])
+    m["selection"].update(ood_method=ood["method"], ood_threshold=ood["threshold"])
     write_json(args.metrics, m)
-    print(f"evaluate@{args.benchmark} on {split}: Dice {m['dice']:.4f}, mIoU {m['miou']:.4f}, {m['gflops']:.1f} GFLOPs, "
-          f"{m['params_m']:.2f} M params, efficiency {m['efficiency']['score']:.3f}, corrupted Dice "
-          f"{rob['dice_corrupted_mean']:.4f}, OOD score {ood['score']:.4f} (accept-all {ood['score_accept_all']:.4f})")
-
+    print(summary_line(args.benchmark, split, m))
 
 if __name__ == "__main__":
     run_stage(main)

@@ -9,7 +9,7 @@ from cityseg.cli import run_stage, stage_args
 from cityseg.config import DataConfig, EvalConfig, PackageConfig, load_params, section
 from cityseg.dataset import evaluation_split
 from cityseg.io import atomic_dir, read_json
-from cityseg.package import read_trained, write_package
+from cityseg.package import read_trained, selected_min_area, write_package
 from cityseg.selftest import self_test
 
 PATHS = {"benchmark": "a key of 'benchmarks' in params.yaml", "checkpoint": "the model's checkpoint",
@@ -23,10 +23,13 @@ def main() -> None:
     params = load_params(args.params)
     cfg, data = section(params, "package", PackageConfig), section(params, "data", DataConfig)
     split = evaluation_split(section(params, "eval", EvalConfig).split, data.source)
-    trained = read_trained(args.checkpoint, args.ood_model if args.benchmark in cfg.refusal else None)
+    metrics = read_json(args.metrics)
+    # The small-class threshold evaluation chose on its selection split: the one the metrics' Dice used.
+    trained = read_trained(args.checkpoint, args.ood_model if args.benchmark in cfg.refusal else None,
+                           selected_min_area(metrics, args.metrics))
     with atomic_dir(args.out) as out:
         write_package(out, args.benchmark, trained, cfg.base_image)
-        r = self_test(out, trained, args.prepared, split, read_json(args.metrics), cfg, args.ood)
+        r = self_test(out, trained, args.prepared, split, metrics, cfg, args.ood)
     print(f"package@{args.benchmark}: {args.out} self-tested on {r['images']} images ({r['eval_images']} of {split}): "
           f"masks identical, Dice {r['dice_from_masks']:.6f}, {r['gflops_model']:.3f} GFLOPs, "
           f"{r['images_per_s']:.1f} images/s" + (f", {r['refused']} refused" if "refused" in r else ""))

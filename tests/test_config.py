@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from cityseg.config import SECTIONS, ConfigError, OODConfig, benchmark_configs, load_params
+from cityseg.config import SECTIONS, ConfigError, EvalConfig, OODConfig, benchmark_configs, load_params
 
 PARAMS = Path(__file__).resolve().parents[1] / "params.yaml"
 
@@ -46,7 +46,7 @@ def test_wrong_type_names_the_key(tmp_path):
         load_params(path)
 
 
-@pytest.mark.parametrize("method", ["mahalanobis", "energy_p95", "max_logit_mean", "msp_p99_5", "entropy_mean"])
+@pytest.mark.parametrize("method", ["auto", "mahalanobis", "energy_p95", "max_logit_mean", "msp_p99_5", "entropy_mean"])
 def test_ood_method_accepts_every_reported_method(method):
     assert OODConfig(method=method).method == method
 
@@ -55,6 +55,23 @@ def test_ood_method_accepts_every_reported_method(method):
 def test_ood_method_rejects_unknown_names(method):
     with pytest.raises(ConfigError, match="ood.method"):
         OODConfig(method=method)
+
+
+@pytest.mark.parametrize("areas, message", [([], "non-empty"), ([0.0, 1.0], "fractions"), ([0.0, "0.1"], "fractions"),
+                                             ([True], "fractions"), ([0.001, 0.001], "twice")])
+def test_eval_min_class_area_candidates_are_checked(areas, message):
+    with pytest.raises(ConfigError, match=f"eval.min_class_area.*{message}"):
+        EvalConfig(min_class_area=areas)
+
+
+def test_eval_selection_split_and_candidates_from_params(tmp_path):
+    params = yaml.safe_load(PARAMS.read_text())
+    params["eval"]["selection_split"] = "validation"
+    path = tmp_path / "params.yaml"
+    path.write_text(yaml.safe_dump(params))
+    with pytest.raises(ConfigError, match="eval.selection_split"):
+        load_params(path)
+    assert EvalConfig(min_class_area=[0, 0.002]).min_class_area == [0.0, 0.002]
 
 
 def test_benchmark_entry_overrides_shared_defaults():

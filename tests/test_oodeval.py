@@ -24,6 +24,7 @@ from cityseg.io import DataError, write_png
 from cityseg.metrics import DiceMeter
 from cityseg.oodeval import (
     ImageScores,
+    choose_method,
     evaluate_ood,
     method_metrics,
     method_names,
@@ -324,3 +325,38 @@ def test_stage_user_errors_are_clear(monkeypatch, tmp_path, capsys, damage, mess
     assert exc.value.code == 2
     assert re.search(message, capsys.readouterr().err)
     assert not (tmp_path / "data" / "ood").exists()  # nothing half-written
+
+
+# ------------------------------------------------------------------------------ ood.method: auto
+def test_choose_method_takes_the_best_validation_score_and_the_first_on_ties():
+    per = {"a": {"score_val": 0.5, "score": 0.1}, "b": {"score_val": 0.7, "score": 0.0}, "c": {"score_val": None, "score": 1.0}}
+    assert choose_method(per) == "b"  # not "c", the best on test
+    assert choose_method({"b": {"score_val": 0.5}, "a": {"score_val": 0.5}}) == "b"  # ties: the first listed
+    assert list(method_names("auto", 95.0)) == method_names("energy_p95", 95.0)  # auto adds no method
+
+
+def test_auto_method_is_chosen_on_the_validation_sets_only():
+    def st(x, y, dice=None):
+        return ImageScores([str(i) for i in range(len(x))], {"x": np.array(x, float), "y": np.array(y, float)},
+                           None if dice is None else np.array(dice, float))
+
+    # On val, x separates ID (low) from OOD (high) and y reverses them; on test it is the other way round.
+    sets = {"id_val": st([0.1, 0.2], [0.9, 1.0], [0.8, 0.6]), "near_val": st([0.9], [0.1]), "far_val": st([1.0], [0.2]),
+            "id_test": st([0.9, 1.0], [0.1, 0.2], [0.8, 0.6]), "near_test": st([0.1], [0.9]), "far_test": st([0.2], [1.0])}
+    per = {m: method_metrics(sets, m)[0] for m in ("x", "y")}
+    assert per["x"]["score_val"] > per["y"]["score_val"] and per["y"]["score"] > per["x"]["score"]
+    assert choose_method(per) == "x"
+    # Any test scores and labels: the same choice and threshold.
+    sets.update(id_test=st([5.0, 0.0], [0.0, 5.0], [0.1, 0.9]), near_test=st([0.0], [0.0]), far_test=st([9.0], [9.0]))
+    again = {m: method_metrics(sets, m)[0] for m in ("x", "y")}
+    assert choose_method(again) == "x" and again["x"]["threshold"] == per["x"]["threshold"]
+
+
+def test_auto_method_reports_and_saves_the_chosen_one(prepared, tmp_path):
+    ood_root, predictor = _flat_ood(tmp_path / "ood"), _constructed(prepared)
+    ev = evaluate_ood(predictor, prepared, ood_root, eval_split="test", method="auto",
+                      temperature=1.0, percentile=95.0, batch_size=4, progress=False)
+    m = ev.metrics
+    assert ev.method == m["method"] == choose_method(m["methods"]) and m["method_config"] == "auto"
+    assert m["score"] == m["methods"][ev.method]["score"] and m["threshold"] == ev.thresholds[ev.method]
+    assert m["calibration_split"] == "val" and ood_model_from(ev, predictor.model).method == ev.method

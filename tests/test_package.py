@@ -22,7 +22,7 @@ from cityseg.inference import Predictor, to_batch
 from cityseg.io import DataError, write_json, write_png
 from cityseg.ood import MahalanobisScorer, OODSegmenter, pooled_features
 from cityseg.oodeval import build_ood_model, save_ood_model
-from cityseg.package import read_trained, requirements, write_package
+from cityseg.package import predict_source, read_trained, requirements, selected_min_area, write_package
 from cityseg.selftest import isolated, self_test
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -252,3 +252,14 @@ def test_docker_image_reproduces_the_local_predictions(unet_package, tmp_path):
     out, _, prepared, _ = unet_package
     r = check_image(out, "cityseg-test-b", prepared, "test", CFG, None, tmp_path)
     assert r["identical"] == r["images"] > 0
+
+
+def test_the_submission_uses_the_min_class_area_evaluation_chose(tmp_path):
+    ckpt = trained_checkpoint(tmp_path, FAMILIES["unet"], min_area=0.02)  # train.min_class_area: validation only
+    chosen = selected_min_area({"selection": {"min_class_area": 0.005}}, "metrics/b.json")
+    trained = read_trained(ckpt, None, chosen)
+    assert trained.predictor.min_area == trained.settings["min_area"] == 0.005
+    assert "'min_area': 0.005" in predict_source(trained)  # SETTINGS pinned in predict.py
+    for metrics in ({"dice": 0.5}, {"selection": {"min_class_area": None}}, {"selection": {"min_class_area": 1.5}}):
+        with pytest.raises(DataError, match=r"metrics/b\.json: selection\.min_class_area .* re-run evaluate"):
+            selected_min_area(metrics, "metrics/b.json")

@@ -98,7 +98,8 @@ class TrainConfig:
     weather_prob: float = 0.5  # augment=robust: chance that a training image gets one of weather_types
     select_by: str = "dice"  # dice | loss: which validation number picks the best checkpoint
     # Predicted classes covering less than this fraction of an image are dropped (their pixels take the
-    # next most likely class) in validation, evaluation and submission: see cityseg.postprocess.
+    # next most likely class) in training's validation, so it shapes which epoch is kept (cityseg.postprocess).
+    # Evaluation and the submission use the value eval.min_class_area's sweep chooses instead.
     min_class_area: float = 0.0
     # bf16 autocast: "auto" = on CUDA, and on CPUs with native bf16 (AVX512-BF16/AMX, ~1.3x faster
     # convolutions there); "bf16" forces it, "fp32" never uses it.
@@ -139,9 +140,22 @@ class TrainConfig:
 class EvalConfig:
     split: str = "auto"  # auto = test on SynthCity (labelled), val on Cityscapes (test labels private)
     batch_size: int = 4
+    # Where evaluation tunes its choices (min_class_area, the OOD method): never the reported split.
+    # auto = val, or holdout when val is the reported split (real Cityscapes; data.holdout makes it).
+    selection_split: str = "auto"
+    # Candidates for the small-class removal of the reported score; the one with the best Dice on the
+    # selection split wins (ties: the smaller). train.min_class_area only shapes training's validation.
+    min_class_area: list = field(default_factory=lambda: [0.0, 0.001, 0.002, 0.005])
 
     def __post_init__(self):
         _check_choice("eval.split", self.split, ("auto", "train", "val", "test"))
+        _check_choice("eval.selection_split", self.selection_split, ("auto", "train", "val", "test", "holdout"))
+        areas = self.min_class_area
+        if not areas or any(isinstance(a, bool) or not isinstance(a, (int, float)) or not 0.0 <= a < 1.0 for a in areas):
+            raise ConfigError(f"eval.min_class_area must be a non-empty list of fractions in [0, 1), got {areas!r}")
+        if len(set(areas)) != len(areas):
+            raise ConfigError(f"eval.min_class_area lists a candidate twice: {areas!r}")
+        self.min_class_area = [float(a) for a in areas]
 
 
 @dataclass
@@ -178,15 +192,16 @@ class OODConfig:
     n_test: int = 25  # images per group in the test set
     sizes: list = field(default_factory=lambda: [[256, 512], [192, 384], [240, 320], [320, 480]])
     user_root: Optional[str] = None  # your own OOD images: <user_root>/{val,test}/{near,far}/*.png|jpg
-    method: str = "mahalanobis"  # image score used for the refusal (every method is reported)
+    # Image score used for the refusal (every method is reported); auto = the best validation OOD score.
+    method: str = "auto"
     temperature: float = 1.0
     percentile: float = 95.0
 
     def __post_init__(self):
         if self.n_val < 1 or self.n_test < 1:
             raise ConfigError("ood.n_val and ood.n_test must be >= 1")
-        if not re.fullmatch(OOD_METHOD_PATTERN, str(self.method)):
-            raise ConfigError(f"ood.method must be 'mahalanobis' or '<score>_<agg>' with score in {list(OOD_PIXEL_SCORES)} "
+        if self.method != "auto" and not re.fullmatch(OOD_METHOD_PATTERN, str(self.method)):
+            raise ConfigError(f"ood.method must be 'auto', 'mahalanobis' or '<score>_<agg>' with score in {list(OOD_PIXEL_SCORES)} "
                               f"and agg 'mean' or 'p<q>' (e.g. 'energy_p95'), got {self.method!r}")
         for size in self.sizes:
             _check_size("ood.sizes[]", size)

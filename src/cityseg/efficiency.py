@@ -8,11 +8,12 @@ FlopCounterMode on ``Model()`` at 1x3x1024x2048 (see ``cityseg.flops``).
 from __future__ import annotations
 
 import os
+from typing import Sequence
 
 import torch
 
 from cityseg.config import EfficiencyConfig
-from cityseg.evaluate import evaluate_model
+from cityseg.evaluate import evaluate_model, tune_min_area
 from cityseg.flops import measure_latency
 from cityseg.inference import Predictor
 
@@ -48,18 +49,22 @@ def latency_metrics(model: torch.nn.Module, cfg: EfficiencyConfig) -> dict:
 
 def efficiency_metrics(predictor: Predictor, dice: float, gflops: float, checkpoint: str | os.PathLike,
                        baseline: str | os.PathLike, prepared: str | os.PathLike, split: str, batch_size: int,
-                       cfg: EfficiencyConfig) -> dict:
+                       cfg: EfficiencyConfig, selection_split: str | None = None,
+                       candidates: Sequence[float] = ()) -> dict:
     """The ``efficiency`` block of a metrics file: score, the baseline Dice it is gated on, latency.
 
     ``dice``/``gflops``: the model's (from `evaluate.score_split`). The gate compares with the
     baseline's Dice on the same split, recomputed from the ``baseline`` checkpoint (the stage that
     evaluates the baseline cannot depend on its own metrics file); when ``checkpoint`` *is* the
-    baseline, its own ``dice`` is the reference.
+    baseline, its own ``dice`` is the reference. With a ``selection_split``, the baseline's small-class
+    threshold is chosen among ``candidates`` there, as its own evaluation chose it (else its checkpoint's).
     """
     if os.path.samefile(checkpoint, baseline):
         baseline_dice = dice
     else:
         reference = Predictor.from_checkpoint(baseline, predictor.device)
+        if selection_split is not None:
+            reference = tune_min_area(reference, prepared, selection_split, list(candidates), batch_size, False)[0]
         baseline_dice = evaluate_model(reference, prepared, split, batch_size, progress=False)[0]["dice"]
     return {
         "score": round(efficiency_score(dice, gflops, baseline_dice, cfg.gate), 4),

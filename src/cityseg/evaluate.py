@@ -7,6 +7,7 @@ computed there, as the competition server does.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 from pathlib import Path
@@ -17,15 +18,18 @@ import numpy as np
 import torch
 
 from cityseg import labels as L
+from cityseg.config import ConfigError, EvalConfig
 from cityseg.dataset import full_res_samples, load_cache, read_sample
 from cityseg.flops import count_flops, count_macs_ptflops, count_params
 from cityseg.inference import Predictor, predict_logits
+from cityseg.io import DataError
 from cityseg.metrics import ConfusionMatrix, DiceMeter
 from cityseg.postprocess import to_labels
 from cityseg.progress import progress as progress_bar
 
-__all__ = ["Predictor", "complexity", "evaluate_model", "iter_predictions", "json_number", "predict_logits",
-           "score_split", "trivial_predictors"]
+__all__ = ["Predictor", "choose_min_area", "complexity", "evaluate_model", "iter_predictions", "json_number",
+           "predict_logits", "score_split", "select_and_score", "selection_split", "summary_line", "sweep_min_area",
+           "trivial_predictors", "tune_min_area"]
 
 FLOP_SIZE = (1024, 2048)  # the course server counts FLOPs on one 1x3x1024x2048 input
 TRIVIAL_CHUNK = 32  # training-cache images per step of trivial_predictors
@@ -131,3 +135,74 @@ def score_split(predictor: Predictor, prepared: str | os.PathLike, split: str, b
     per_class_plot(metrics, plots / "per_class.png", plots / "per_class.csv", title=title)
     confusion_plot(confusion, plots / "confusion.png", title=title)
     return metrics
+
+
+# --------------------------------------------------------------------------------------------
+# Honest selection: every tuned value is chosen on a split the reported score never sees
+# --------------------------------------------------------------------------------------------
+def selection_split(setting: str, reported: str) -> str:
+    """``eval.selection_split`` as a split name: auto = val, or holdout when val is the reported split (real
+    Cityscapes). ConfigError when it is the reported split: a value chosen there would flatter the score."""
+    split = ("holdout" if reported == "val" else "val") if setting == "auto" else setting
+    if split == reported:
+        raise ConfigError(f"eval.selection_split: '{split}' is the reported split (eval.split); "
+                          "tuned values must be chosen on another split")
+    return split
+
+
+def sweep_min_area(predictor: Predictor, prepared: str | os.PathLike, split: str, candidates: list[float],
+                   batch_size: int, progress: bool = True) -> dict[float, float]:
+    """{candidate: competition Dice on ``split``} of every small-class threshold, rounded as the metrics are.
+
+    The network runs once per image; every candidate post-processes the same logits.
+    """
+    meters = {float(c): DiceMeter() for c in candidates}
+    for stem, _, label, logits in iter_predictions(predictor.model, prepared, split, predictor.input_size, batch_size,
+                                                   predictor.device, progress):
+        if label is None:
+            raise DataError(f"{prepared}: split '{split}' has no labels ({stem}); the selection split needs them")
+        for c, meter in meters.items():
+            meter.update(to_labels(logits, c).cpu().numpy(), label)
+    if not all(len(m) for m in meters.values()):
+        raise DataError(f"{prepared}: split '{split}' has no images to choose eval.min_class_area on")
+    return {c: round(float(m.mean()), 6) for c, m in meters.items()}
+
+
+def choose_min_area(dice: dict[float, float]) -> float:
+    """The candidate with the highest Dice; on a tie the smaller one (it changes fewer pixels).
+
+    A NaN Dice (no scorable image) never wins.
+    """
+    return min(dice, key=lambda c: (-dice[c] if math.isfinite(dice[c]) else math.inf, c))
+
+
+def tune_min_area(predictor: Predictor, prepared: str | os.PathLike, split: str, candidates: list[float],
+                  batch_size: int, progress: bool = True) -> tuple[Predictor, dict[float, float]]:
+    """(``predictor`` with the threshold `choose_min_area` picks on ``split``, every candidate's Dice there)."""
+    dice = sweep_min_area(predictor, prepared, split, candidates, batch_size, progress)
+    return dataclasses.replace(predictor, min_area=choose_min_area(dice)), dice
+
+
+def select_and_score(predictor: Predictor, prepared: str | os.PathLike, reported: str, cfg: EvalConfig,
+                     plots: str | os.PathLike, title: str) -> tuple[dict, Predictor]:
+    """Choose the small-class threshold on the selection split, then `score_split` the reported split with it.
+
+    Returns (the metrics with their ``selection`` record, the predictor carrying the chosen threshold, which
+    every later score of the model must use).
+    """
+    split = selection_split(cfg.selection_split, reported)
+    predictor, dice = tune_min_area(predictor, prepared, split, cfg.min_class_area, cfg.batch_size)
+    metrics = score_split(predictor, prepared, reported, cfg.batch_size, plots, title)
+    metrics["selection"] = {"split": split, "min_class_area": predictor.min_area,
+                            "min_class_area_dice": {str(c): json_number(d) for c, d in dice.items()},
+                            "checkpoint_epoch": predictor.epoch, "checkpoint_split": predictor.epoch_split}
+    return metrics, predictor
+
+
+def summary_line(name: str, split: str, m: dict) -> str:
+    """The evaluate stage's one-line summary of a metrics dict."""
+    rob, ood, sel = m["robustness"], m["ood"], m["selection"]
+    return (f"evaluate@{name} on {split}: Dice {m['dice']:.4f}, mIoU {m['miou']:.4f}, {m['gflops']:.1f} GFLOPs, "
+            f"{m['params_m']:.2f} M params, efficiency {m['efficiency']['score']:.3f}, corrupted Dice "
+            f"{rob['dice_corrupted_mean']:.4f}, OOD score {ood['score']:.4f} (accept-all {ood['score_accept_all']:.4f}); "
+            f"chosen on {sel['split']}: min_class_area {sel['min_class_area']:g}, OOD method {sel['ood_method']}")

@@ -118,8 +118,12 @@ class Predictor:
 
     model: nn.Module
     input_size: tuple[int, int]  # [h, w] the network was trained at
-    min_area: float  # postprocess.to_labels' small-class threshold, as validated in training
+    # postprocess.to_labels' small-class threshold: train.min_class_area from the checkpoint, until evaluation
+    # replaces it with the value its selection split chose (`evaluate.select_and_score`)
+    min_area: float
     device: torch.device
+    epoch: Optional[int] = None  # the checkpoint's epoch: the best one on ``epoch_split`` in training
+    epoch_split: str = "val"  # the split training validated on (checkpoints before data.holdout: val)
 
     @classmethod
     def from_checkpoint(cls, path: str | os.PathLike, device: str | torch.device | None = None) -> "Predictor":
@@ -132,4 +136,5 @@ class Predictor:
     def from_loaded(cls, model: nn.Module, meta: dict, device: torch.device) -> "Predictor":
         """``model`` with the input size and ``train.min_class_area`` of its checkpoint's ``meta``."""
         train = meta["train"]
-        return cls(model, tuple(train["size"]), train.get("min_class_area", 0.0), device)
+        return cls(model, tuple(train["size"]), train.get("min_class_area", 0.0), device, meta.get("epoch"),
+                   meta.get("val_split", "val"))

@@ -2,10 +2,10 @@
 
 Image sets (names used throughout as keys of ``OODEvaluation.sets``):
 
-* ``id_val`` / ``id_test``: in-distribution images with labels, from the prepared dataset's ``val``
-  split (threshold calibration) and the evaluation split. When the evaluation split *is* ``val``
-  (real Cityscapes, whose test labels are private) its images are halved (even positions calibrate,
-  odd positions test), so the threshold is never chosen on the images it is scored on.
+* ``id_val`` / ``id_test``: in-distribution images with labels, from the calibration split (the
+  evaluation's selection split; ``val`` by default) and the evaluation split. When the evaluation split
+  *is* the calibration split its images are halved (even positions calibrate, odd positions test), so
+  the threshold is never chosen on the images it is scored on.
 * ``near_val`` / ``far_val`` / ``near_test`` / ``far_test``: unlabelled OOD images under
   ``<ood_root>/{val,test}/{near,far}/`` (written by the ``oodsets`` stage).
 
@@ -41,7 +41,8 @@ from cityseg.postprocess import to_labels
 from cityseg.progress import progress as progress_bar
 
 SET_NAMES = ("id_val", "id_test", "near_val", "far_val", "near_test", "far_test")
-CALIBRATION_SPLIT = "val"
+CALIBRATION_SPLIT = "val"  # the default ID calibration split; the evaluate stage passes its selection split
+AUTO = "auto"  # ood.method: choose the method on the validation sets
 
 
 # --------------------------------------------------------------------------------------------
@@ -95,11 +96,23 @@ class ImageScores:
 
 
 def method_names(method: str, percentile: float) -> list[str]:
-    """Every method reported: 4 pixel scores x {mean, p<percentile>}, "mahalanobis", and ``method``."""
-    ood.parse_method(method)
+    """Every method reported: 4 pixel scores x {mean, p<percentile>}, "mahalanobis", and ``method``
+    (``auto``: no extra one). This order breaks ties of `choose_method`."""
+    if method != AUTO:
+        ood.parse_method(method)
     q = ood.agg_name(percentile)
     names = [f"{s}_{agg}" for s in ood.PIXEL_SCORES for agg in ("mean", q)] + ["mahalanobis"]
-    return names if method in names else names[:-1] + [method, "mahalanobis"]
+    return names if method in names or method == AUTO else names[:-1] + [method, "mahalanobis"]
+
+
+def choose_method(per_method: dict[str, dict[str, Any]]) -> str:
+    """``ood.method: auto``: the method with the highest validation OOD score (``score_val``, as rounded in the
+    metrics); ties go to the first in ``per_method``'s order (`method_names`)."""
+    def val(m: str) -> float:
+        v = per_method[m]["score_val"]
+        return v if v is not None else -math.inf
+
+    return max(per_method, key=val)  # max keeps the first of equal keys
 
 
 def _score_batch(logits: torch.Tensor, feats: torch.Tensor, methods: Sequence[str], temperature: float,
@@ -213,7 +226,7 @@ def method_metrics(sets: dict[str, ImageScores], method: str) -> tuple[dict[str,
 class OODEvaluation:
     """Everything the OOD benchmark measured for one model (see `evaluate_ood`)."""
 
-    method: str  # the configured refusal method
+    method: str  # the refusal method: the configured one, or the one ``auto`` chose
     methods: list[str]
     sets: dict[str, ImageScores]
     thresholds: dict[str, float]  # per method, may be +inf (accept everything)
@@ -229,19 +242,19 @@ class OODEvaluation:
         return self.sets[set_name].scores[method] <= self.thresholds[method]
 
 
-def _id_samples(prepared: str | os.PathLike, eval_split: str) -> tuple[list, list, list[str]]:
+def _id_samples(prepared: str | os.PathLike, eval_split: str, calibration_split: str) -> tuple[list, list, list[str]]:
     manifest = read_manifest(prepared)
-    if CALIBRATION_SPLIT not in manifest["splits"]:
-        raise DataError(f"{prepared}: no '{CALIBRATION_SPLIT}' split to calibrate the OOD threshold on")
-    for split in {CALIBRATION_SPLIT, eval_split}:
+    if calibration_split not in manifest["splits"]:
+        raise DataError(f"{prepared}: no '{calibration_split}' split to calibrate the OOD threshold on")
+    for split in {calibration_split, eval_split}:
         if not manifest["splits"].get(split, {}).get("has_labels", False):
             raise DataError(f"{prepared}: split '{split}' has no labels; the OOD benchmark needs labelled ID images")
-    val = full_res_samples(prepared, CALIBRATION_SPLIT)
-    if eval_split != CALIBRATION_SPLIT:
+    val = full_res_samples(prepared, calibration_split)
+    if eval_split != calibration_split:
         return val, full_res_samples(prepared, eval_split), []
     if len(val) < 2:
-        raise DataError(f"{prepared}: '{CALIBRATION_SPLIT}' has {len(val)} image(s); need 2 to calibrate and test on halves")
-    note = (f"evaluation split is '{CALIBRATION_SPLIT}': its even positions calibrate the threshold, "
+        raise DataError(f"{prepared}: '{calibration_split}' has {len(val)} image(s); need 2 to calibrate and test on halves")
+    note = (f"evaluation split is '{calibration_split}': its even positions calibrate the threshold, "
             "its odd positions test it")
     return val[0::2], val[1::2], [note]
 
@@ -290,10 +303,13 @@ def _set_metrics(sets: dict[str, ImageScores]) -> dict[str, Any]:
 
 def evaluate_ood(predictor: Predictor, prepared: str | os.PathLike, ood_root: str | os.PathLike, *, eval_split: str,
                  method: str, temperature: float, percentile: float, batch_size: int, feature_layer: str | None = None,
-                 fit_images: int = 1000, progress: bool = True) -> OODEvaluation:
+                 fit_images: int = 1000, progress: bool = True,
+                 calibration_split: str = CALIBRATION_SPLIT) -> OODEvaluation:
     """Score ``predictor`` on the OOD benchmark: every method's detection metrics, calibrated threshold and score.
 
-    ``metrics`` keys (the configured ``method``, on test): auroc/fpr95/aupr _near/_far, score,
+    Thresholds, and the method when ``method`` is ``auto`` (`choose_method`), are chosen on the validation
+    sets only: ID images of ``calibration_split`` and the ``val`` OOD images.
+    ``metrics`` keys (the refusal ``method``, on test): auroc/fpr95/aupr _near/_far, score,
     score_accept_all, score_oracle, threshold, accepted_id_frac, refused_near_frac, refused_far_frac;
     ``methods.<m>`` holds the same per method, plus ``val_``-prefixed detection metrics. Images are
     resized to ``predictor.input_size``; ID Dice uses ``postprocess.to_labels(.., predictor.min_area)``.
@@ -306,7 +322,7 @@ def evaluate_ood(predictor: Predictor, prepared: str | os.PathLike, ood_root: st
     input_size = (int(predictor.input_size[0]), int(predictor.input_size[1]))
     ood_root = Path(ood_root)
     ood_paths = list_ood_images(ood_root)
-    val_samples, test_samples, notes = _id_samples(prepared, eval_split)
+    val_samples, test_samples, notes = _id_samples(prepared, eval_split, calibration_split)
     predictor.model.eval()
     scorer = fit_mahalanobis(predictor.model, prepared, input_size, predictor.device, feature_layer,
                              batch_size=max(batch_size, 16), max_images=fit_images, progress=progress)
@@ -318,8 +334,9 @@ def evaluate_ood(predictor: Predictor, prepared: str | os.PathLike, ood_root: st
     per_method, thresholds = {}, {}
     for m in methods:
         per_method[m], thresholds[m] = method_metrics(sets, m)
-    metrics = {"method": method, **per_method[method], **_set_metrics(sets), "id_split": eval_split,
-               "feature_layer": layer,
+    method_config, method = method, choose_method(per_method) if method == AUTO else method
+    metrics = {"method": method, "method_config": method_config, **per_method[method], **_set_metrics(sets),
+               "id_split": eval_split, "calibration_split": calibration_split, "feature_layer": layer,
                "mahalanobis_fit_images": int(min(len(load_cache(prepared, "train")), max(2, fit_images))),
                "methods": per_method}
     if notes:
@@ -329,14 +346,15 @@ def evaluate_ood(predictor: Predictor, prepared: str | os.PathLike, ood_root: st
 
 def ood_benchmark(predictor: Predictor, prepared: str | os.PathLike, ood_root: str | os.PathLike, eval_split: str,
                   cfg: OODConfig, batch_size: int, plots: str | os.PathLike, ood_model_path: str | os.PathLike,
-                  name: str) -> dict[str, Any]:
+                  name: str, calibration_split: str = CALIBRATION_SPLIT) -> dict[str, Any]:
     """`evaluate_ood` with the ``ood`` params, its plots and per-image CSV under ``plots``, and the
     deployable ``(logits, include)`` model saved to ``ood_model_path``; returns the metrics block."""
     ev = evaluate_ood(predictor, prepared, ood_root, eval_split=eval_split, method=cfg.method,
-                      temperature=cfg.temperature, percentile=cfg.percentile, batch_size=batch_size)
+                      temperature=cfg.temperature, percentile=cfg.percentile, batch_size=batch_size,
+                      calibration_split=calibration_split)
     plots = Path(plots)
     roc_plot(ev, plots / "ood_roc.png", title=f"{name}: OOD detection")
-    score_histogram(ev, plots / "ood_scores.png", title=f"{name}: {cfg.method} on test")
+    score_histogram(ev, plots / "ood_scores.png", title=f"{name}: {ev.method} on test")
     write_scores_csv(ev, plots / "ood_scores.csv")
     save_ood_model(ood_model_from(ev, predictor.model), ood_model_path)
     return ev.metrics

@@ -43,7 +43,7 @@ BASE_IMAGE_HAS = {"torch", "torchvision"}
 class Trained:
     """What a submission pins, read from the checkpoint (and, for a refusing submission, the OOD model)."""
 
-    predictor: Predictor  # the checkpoint as evaluation ran it (input size, min_class_area)
+    predictor: Predictor  # the checkpoint as evaluation ran it (input size, the min_class_area evaluation chose)
     cls: type  # the architecture's class and its constructor arguments (`models.constructor`)
     kwargs: dict[str, Any]
     state: dict[str, Any]  # Model()'s state_dict: the checkpoint's, or the OOD model's
@@ -56,10 +56,27 @@ class Trained:
                 "refusal": self.refusal is not None}
 
 
-def read_trained(checkpoint: str | Path, refusal_model: str | Path | None = None) -> Trained:
-    """The checkpoint's model and config, and the saved ``OODSegmenter`` state when it refuses images."""
+def selected_min_area(metrics: dict, path: str | Path) -> float:
+    """``selection.min_class_area`` of a metrics file: the small-class threshold evaluation chose on its selection
+    split and scored the reported Dice with, so the submission must use it too."""
+    value = (metrics.get("selection") or {}).get("min_class_area") if isinstance(metrics, dict) else None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < 1:
+        raise DataError(f"{path}: selection.min_class_area is {value!r}, not a fraction in [0, 1) "
+                        "(metrics from before the selection sweep?); re-run evaluate")
+    return float(value)
+
+
+def read_trained(checkpoint: str | Path, refusal_model: str | Path | None = None,
+                 min_area: float | None = None) -> Trained:
+    """The checkpoint's model and config, and the saved ``OODSegmenter`` state when it refuses images.
+
+    ``min_area``: the small-class threshold evaluation chose (`selected_min_area`); None = the checkpoint's
+    ``train.min_class_area``.
+    """
     model, cfg, meta = load_checkpoint(checkpoint)
     predictor = Predictor.from_loaded(model, meta, torch.device("cpu"))
+    if min_area is not None:
+        predictor = dataclasses.replace(predictor, min_area=float(min_area))
     cls, kwargs = constructor(cfg)
     state = model.state_dict()
     if refusal_model is None:

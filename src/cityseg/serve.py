@@ -7,7 +7,7 @@ is not installed (torch, numpy and cv2 only), and ``SETTINGS`` is pinned from th
 The processing is the pipeline's own, reused rather than rewritten: `io.read_image` (any PNG mode to RGB),
 `inference.resize_image` (cv2 bilinear to the training size), `transforms.normalize_batch`, float32
 logits upsampled by `inference.logits_at` to the image's original size, and `postprocess.to_labels`
-with the checkpoint's ``train.min_class_area``. The network runs in float32 without autocast, as the
+with the small-class threshold evaluation chose (``selection.min_class_area`` of the metrics). The network runs in float32 without autocast, as the
 pipeline's evaluation does on a CPU (and its OOD scoring everywhere).
 """
 
@@ -29,7 +29,7 @@ from cityseg.io import DataError, read_image
 from cityseg.postprocess import to_labels
 from cityseg.transforms import normalize_batch
 
-# Pinned per submission by cityseg.package: the [h, w] the network was trained at, train.min_class_area,
+# Pinned per submission by cityseg.package: the [h, w] the network was trained at, the chosen min_class_area,
 # and whether Model.forward returns (logits, include) (the OOD refusal; then predictions.csv is written).
 SETTINGS = {"input_size": [128, 256], "min_area": 0.0, "refusal": False}
 
