@@ -234,7 +234,7 @@ def test_bundle_follows_imports_aliases_and_overrides():
 
 def test_params_package_section():
     params = load_params(ROOT / "params.yaml")
-    assert set(params["package"]["refusal"]) <= set(params["benchmarks"])
+    assert set(params["package"]["refusal"]) <= set(params["models"])
     with pytest.raises(ConfigError, match="package.refusal"):
         check_params({**params, "package": {**params["package"], "refusal": ["nope"]}})
 

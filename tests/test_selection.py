@@ -41,7 +41,18 @@ def write_selection_prepared(root: Path) -> Path:
 
 @pytest.fixture
 def predictor(tmp_path, stub_arch) -> Predictor:  # noqa: F811
-    return Predictor.from_checkpoint(stub_checkpoint(tmp_path / "best.pt", 0.0), CPU)
+    # Trained with small-class removal (train.min_class_area > 0), so evaluation chooses its threshold.
+    return Predictor.from_checkpoint(stub_checkpoint(tmp_path / "best.pt", 0.001), CPU)
+
+
+def test_a_recipe_without_small_class_removal_is_scored_without_it(tmp_path, stub_arch, monkeypatch):  # noqa: F811
+    prepared = write_selection_prepared(tmp_path / "prepared")
+    monkeypatch.setattr(evaluate, "complexity", lambda model: {})
+    plain = Predictor.from_checkpoint(stub_checkpoint(tmp_path / "plain.pt", 0.0), CPU)  # the course baseline's case
+    m, chosen = select_and_score(plain, prepared, "test", EvalConfig(split="test", batch_size=2,
+                                                                     min_class_area=[0.2, 0.5]), tmp_path / "p", "t")
+    assert chosen.min_area == m["selection"]["min_class_area"] == 0.0
+    assert m["selection"]["min_class_area_dice"] == {"0.0": 0.948148}
 
 
 def test_choose_min_area_takes_the_best_dice_and_the_smaller_on_ties():

@@ -99,7 +99,8 @@ class TrainConfig:
     select_by: str = "dice"  # dice | loss: which validation number picks the best checkpoint
     # Predicted classes covering less than this fraction of an image are dropped (their pixels take the
     # next most likely class) in training's validation, so it shapes which epoch is kept (cityseg.postprocess).
-    # Evaluation and the submission use the value eval.min_class_area's sweep chooses instead.
+    # 0 = the recipe has no small-class removal; otherwise evaluation and the submission use the value
+    # eval.min_class_area's sweep chooses on the selection split.
     min_class_area: float = 0.0
     # bf16 autocast: "auto" = on CUDA, and on CPUs with native bf16 (AVX512-BF16/AMX, ~1.3x faster
     # convolutions there); "bf16" forces it, "fp32" never uses it.
@@ -143,8 +144,8 @@ class EvalConfig:
     # Where evaluation tunes its choices (min_class_area, the OOD method): never the reported split.
     # auto = val, or holdout when val is the reported split (real Cityscapes; data.holdout makes it).
     selection_split: str = "auto"
-    # Candidates for the small-class removal of the reported score; the one with the best Dice on the
-    # selection split wins (ties: the smaller). train.min_class_area only shapes training's validation.
+    # Candidates for the small-class removal of models trained with it (train.min_class_area > 0); the one with
+    # the best Dice on the selection split wins (ties: the smaller). Models trained without it are scored without.
     min_class_area: list = field(default_factory=lambda: [0.0, 0.001, 0.002, 0.005])
 
     def __post_init__(self):

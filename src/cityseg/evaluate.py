@@ -178,7 +178,13 @@ def choose_min_area(dice: dict[float, float]) -> float:
 
 def tune_min_area(predictor: Predictor, prepared: str | os.PathLike, split: str, candidates: list[float],
                   batch_size: int, progress: bool = True) -> tuple[Predictor, dict[float, float]]:
-    """(``predictor`` with the threshold `choose_min_area` picks on ``split``, every candidate's Dice there)."""
+    """(``predictor`` with the threshold `choose_min_area` picks on ``split``, every candidate's Dice there).
+
+    Small-class removal is part of a recipe: a model trained without it (``train.min_class_area: 0``, the course
+    baseline) is scored without it, so the baseline stays the course's and a method's gain includes its
+    post-processing. Only models trained with it have their threshold chosen among ``candidates``.
+    """
+    candidates = candidates if predictor.min_area > 0 else [0.0]
     dice = sweep_min_area(predictor, prepared, split, candidates, batch_size, progress)
     return dataclasses.replace(predictor, min_area=choose_min_area(dice)), dice
 
