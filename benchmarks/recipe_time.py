@@ -23,7 +23,7 @@ import tempfile
 from pathlib import Path
 
 from cityseg.batches import images_per_epoch
-from cityseg.config import ModelConfig, benchmark_configs, load_params
+from cityseg.config import ModelConfig, benchmark_configs, distill_config, load_params, model_names
 from cityseg.flops import count_flops
 from cityseg.models import build_model
 from cityseg.profile import apply_profile
@@ -50,15 +50,22 @@ def anchor_flops_per_s() -> dict[str, float]:
     return {name: rate * step for name, rate in ANCHOR_RATES.items()}
 
 
+def forward_gflops(model_cfg: ModelConfig, size: list) -> float:
+    model = build_model(dataclasses.replace(model_cfg, weights_path=None, encoder_weights=None))
+    return count_flops(model, tuple(size)) / 1e9
+
+
 def rows(params: dict) -> list[list]:
     rates = anchor_flops_per_s()
     out = []
-    for name in params["benchmarks"]:
+    for name in model_names(params):
         model_cfg, train = benchmark_configs(params, name)
-        model = build_model(dataclasses.replace(model_cfg, weights_path=None, encoder_weights=None))
-        gflops = count_flops(model, tuple(train.size)) / 1e9
+        gflops = forward_gflops(model_cfg, train.size)
+        # A student's step also runs its teacher forward on the same batch.
+        teacher = (forward_gflops(benchmark_configs(params, distill_config(params, name).teacher)[0], train.size)
+                   if name in (params.get("students") or {}) else 0.0)
         images = images_per_epoch(CITYSCAPES_TRAIN, train.batch_size) * train.epochs
-        hours = {k: images * TRAIN_OVER_FORWARD * gflops * 1e9 / r / 3600 for k, r in rates.items()}
+        hours = {k: images * (TRAIN_OVER_FORWARD * gflops + teacher) * 1e9 / r / 3600 for k, r in rates.items()}
         out.append([name, describe(model_cfg), "x".join(map(str, train.size)), str(train.epochs), f"{images:,}",
                     f"{gflops:.1f}", f"{hours['bf16']:.2f}", f"{hours['fp32']:.2f}"])
     return out

@@ -76,8 +76,8 @@ def test_eval_selection_split_and_candidates_from_params(tmp_path):
 
 def test_benchmark_entry_overrides_shared_defaults():
     params = load_params(PARAMS)
-    model, train = benchmark_configs(params, "fastscnn")
-    assert (model.arch, model.width, train.epochs, train.lr) == ("fastscnn", 0.75, 12, 0.005)
+    model, train = benchmark_configs(params, "efficient")
+    assert (model.arch, model.width, train.epochs, train.lr) == ("fastscnn", 0.75, 16, 0.005)
     base_model, base_train = benchmark_configs(params, "baseline")
     assert (base_model.arch, base_model.base_channels, base_train.epochs) == ("unet", 16, 24)
     assert train.batch_size == base_train.batch_size == 2  # not overridden: the shared value

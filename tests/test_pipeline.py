@@ -24,7 +24,7 @@ def project(pipeline_run, tmp_path_factory):
 
 def test_repro_writes_metrics_and_is_up_to_date(project):
     root, env = project
-    for bench in ("baseline", "peak", "robust", "fastscnn", "efficient", "ood"):
+    for bench in ("baseline", "peak", "robust", "efficient", "ood"):
         metrics = json.loads((root / "metrics" / f"{bench}.json").read_text())
         assert 0.0 <= metrics["dice"] <= 1.0 and 0.0 <= metrics["miou"] <= 1.0
         assert metrics["gflops"] > 0 and metrics["params_m"] > 0

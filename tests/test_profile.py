@@ -65,7 +65,7 @@ def test_profile_keeps_comments_order_and_untouched_values(applied):
     old, new = yaml.safe_load(before), yaml.safe_load(after)
     assert list(new) == list(old) and all(list(new[k])[: len(old[k])] == list(old[k]) for k in old if isinstance(old[k], dict))
     assert new["synthcity"] == old["synthcity"] and new["ood"] == old["ood"]
-    assert new["students"]["ood"]["train"]["seed"] == 43  # a key the profile does not name stays
+    assert new["students"]["ood"]["temperature"] == 2.0  # a key the profile does not name stays
 
 
 def test_applied_params_load_with_the_profile_recipes(applied):

@@ -19,10 +19,10 @@ from conftest import DVC, copy_project, dvc_env, run
 
 pytestmark = pytest.mark.slow
 
-LR = "students.efficient.weight"  # a training param of one model (the distillation weight): a short chain to re-run
+LR = "benchmarks.efficient.train.lr"  # a training param of one benchmark: the cheapest training chain to re-run
 EXP = "lr-fast"
-# What that change makes `dvc repro` run: the student's training, its evaluation and submission, the paper report.
-LR_CHAIN = {"distill@efficient", "evaluate@efficient", "package@efficient", "report"}
+# What that change makes `dvc repro` run: the benchmark's training, its evaluation and submission, the paper report.
+LR_CHAIN = {"train@efficient", "evaluate@efficient", "package@efficient", "report"}
 
 
 def tree(path: Path) -> dict[str, str]:
@@ -137,19 +137,19 @@ def test_training_param_change_pushed_by_a_is_restored_in_the_clone_without_trai
     run(DVC + ["push", "--run-cache"], a, env_a)
     entries = run_cache_cmds(a / ".dvc/cache")
     assert {e.split()[0] for e in entries} == {"stages/synthcity.py", "stages/train.py", "stages/package.py"}, entries
-    assert entries.count("stages/train.py --benchmark efficient") == 2  # the first run and the weight change
+    assert entries.count("stages/train.py --benchmark efficient") == 2  # the first run and the lr change
     remote_entries = sorted(p.name for p in (team["remote"] / "runs").glob("*/*/*"))
     assert remote_entries == sorted(p.name for p in (a / ".dvc/cache/runs").glob("*/*/*"))
     lock = yaml.safe_load((a / "dvc.lock").read_text())["stages"]
-    outs = {o["path"]: o["md5"] for o in lock["distill@efficient"]["outs"]}
+    outs = {o["path"]: o["md5"] for o in lock["train@efficient"]["outs"]}
     assert in_remote(team["remote"], outs["models/efficient"]) and in_remote(team["remote"], outs["live/efficient"])
     eval_outs = {o["path"]: o["md5"] for o in lock["evaluate@efficient"]["outs"]}
     assert not in_remote(team["remote"], eval_outs["reports/eval/efficient"])  # Git-tracked: never on the remote
 
     set_param(b, LR, 0.01)
     proc = run(DVC + ["repro", "--pull"], b, env_b)
-    assert restored(proc) == {"distill@efficient"}, proc.stdout
-    assert ran(proc) == LR_CHAIN - {"distill@efficient"}, proc.stdout
+    assert restored(proc) == {"train@efficient"}, proc.stdout
+    assert ran(proc) == LR_CHAIN - {"train@efficient"}, proc.stdout
     assert tree(b / "models/efficient") == tree(a / "models/efficient")  # A's weights, not a re-training
     assert tree(b / "live/efficient") == tree(a / "live/efficient")
     run(["git", "checkout", "--", "."], b, env_b)
@@ -193,7 +193,7 @@ def test_exp_push_and_pull_through_the_git_remote(team):
     assert EXP in names, names
     run(DVC + ["exp", "apply", EXP], b, env_b)
     params = yaml.safe_load((b / "params.yaml").read_text())
-    assert params["students"]["efficient"]["weight"] == 0.01
+    assert params["benchmarks"]["efficient"]["train"]["lr"] == 0.01
     assert json.loads((b / "metrics/efficient.json").read_text()) == exp_metrics
     assert tree(b / "models/efficient") == exp_model  # the experiment's cached output came with `exp pull`
     assert json.loads(run(DVC + ["status", "--json"], b, env_b).stdout) == {}

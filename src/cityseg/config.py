@@ -216,7 +216,7 @@ class EfficiencyConfig:
     latency_size: list = field(default_factory=lambda: [1024, 2048])
     latency_runs: int = 50  # median of this many timed runs...
     latency_warmup: int = 1
-    latency_budget_s: float = 5.0  # ...unless the CPU timing would exceed this many seconds (0 = no cap; runs are recorded)
+    latency_budget_s: float = 2.0  # ...unless the CPU timing would exceed this many seconds (0 = no cap; runs are recorded)
     threads: int = 0  # CPU threads for the latency measurement (0 = torch's default)
 
     def __post_init__(self):

@@ -16,28 +16,14 @@ import subprocess
 import sys
 
 from cityseg.report import pareto_plot
+from cityseg.seeds import iter_runs
 
 
 def experiment_points(exp_json: list) -> list[tuple[str, float, float]]:
     """(label, gflops, dice) for every experiment and benchmark in ``dvc exp show --json`` output."""
-    points: list[tuple[str, float, float]] = []
-
-    def visit(entry: dict, label: str) -> None:
-        data = entry.get("data") or {}
-        name = entry.get("name") or data.get("name") or (data.get("rev") or entry.get("rev") or "?")[:7]
-        label = name if not label else f"{label}/{name}"
-        for path, content in (data.get("metrics") or {}).items():
-            values = (content or {}).get("data") or {}
-            if "gflops" in values and "dice" in values:
-                bench = path.rsplit("/", 1)[-1].removesuffix(".json")
-                points.append((f"{name}:{bench}", float(values["gflops"]), float(values["dice"])))
-        for child in entry.get("experiments") or []:
-            for rev in child.get("revs") or [child]:
-                visit(rev, "")
-
-    for entry in exp_json:
-        visit(entry, "")
-    return points
+    return [(f"{name}:{model}", float(values["gflops"]), float(values["dice"]))
+            for name, _, metrics in iter_runs(exp_json) for model, values in metrics.items()
+            if "gflops" in values and "dice" in values]
 
 
 def main() -> None:

@@ -440,8 +440,9 @@ def _build(model_cfg: ModelConfig, train_cfg: TrainConfig, prepared_root: str | 
     val_loader = make_loader(val_ds, train_cfg.batch_size, shuffle=False, num_workers=train_cfg.num_workers,
                              seed=train_cfg.seed, pin_memory=cuda, prefetch_factor=train_cfg.prefetch_factor)
     # The teacher runs at its own training precision ("auto"): only its logits matter, and bf16 halves its cost
-    # where the CPU has it, also when the student trains in float32.
-    teach = Teacher(teacher, device, amp_dtype_for(device, "auto")) if teacher is not None else None
+    # where the CPU has it, also when the student trains in float32. At weight 0 (the no-teacher ablation) it
+    # would add exactly nothing, so it does not run.
+    teach = Teacher(teacher, device, amp_dtype_for(device, "auto")) if teacher and teacher.weight > 0 else None
     return _Setup(model, ddp, dist, optimizer, scheduler, build_loss(train_cfg), train_ds, train_loader, val_loader,
                   val_cache, device, amp_dtype_for(device, train_cfg.amp), channels_last, steps, teach), cfg_hash
 
