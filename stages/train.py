@@ -50,8 +50,9 @@ def main() -> None:
         print(f"{stage}: stopped by {s['reason']} after epoch {s['epochs_done']} + {s['steps']} step(s); "
               f"exit {EXIT_PREEMPTED}: run again to continue", file=sys.stderr)
         sys.exit(EXIT_PREEMPTED)
-    print(f"{stage}: best epoch {s['best_epoch']}/{s['epochs']}, val Dice {s['val_dice']:.4f}, "
-          f"val mIoU {s['val_miou']:.4f}, {s['train_time_s']:.0f} s ({s['train_images_per_s']:.1f} images/s)")
+    split = s["val_split"]  # val, or holdout (data.holdout_cities)
+    print(f"{stage}: best epoch {s['best_epoch']}/{s['epochs']}, {split} Dice {s['val_dice']:.4f}, "
+          f"{split} mIoU {s['val_miou']:.4f}, {s['train_time_s']:.0f} s ({s['train_images_per_s']:.1f} images/s)")
 
 
 if __name__ == "__main__":

@@ -39,12 +39,11 @@ def label_pattern(h: int = 8, w: int = 16) -> np.ndarray:
 
 
 def write_root(root: Path, splits=("train", "val", "test"), n: int = 2, h: int = 8, w: int = 16,
-               disparity: bool = True) -> Path:
-    """Write a minimal Cityscapes-layout dataset with exact, known labels."""
+               disparity: bool = True, cities=("tinytown",)) -> Path:
+    """Write a minimal Cityscapes-layout dataset with exact, known labels: ``n`` frames per city and split."""
     rng = np.random.default_rng(0)
     for split in splits:
-        for i in range(n):
-            city = "tinytown"
+        for city, i in ((c, i) for c in cities for i in range(n)):
             stem = f"{city}_{i:06d}_000019"
             img_dir = root / "leftImg8bit" / split / city
             gt_dir = root / "gtFine" / split / city

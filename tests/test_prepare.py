@@ -7,8 +7,10 @@ import numpy as np
 import pytest
 from conftest import CAMERA, label_pattern, write_root
 
+from cityseg.config import ConfigError, DataConfig
+from cityseg.dataset import full_res_samples
 from cityseg.io import DataError
-from cityseg.prepare import prepare
+from cityseg.prepare import hold_out_cities, prepare, scan_root
 
 EXPECTED = np.array(label_pattern(), np.uint8)
 
@@ -142,3 +144,51 @@ def test_prepare_memory_does_not_grow_with_the_number_of_frames(tmp_path):
     assert large < small + 256 * 1024, (small, large)
     cache = np.load(tmp_path / "prepared32/cache/train/images.npy", mmap_mode="r")
     assert cache.shape == (32, 64, 128, 3)
+
+
+CITIES = ("aachen", "bochum", "cologne", "dresden", "erfurt")
+
+
+def _city_of(path: Path) -> str:
+    return path.name.split("_", 1)[0]
+
+
+def test_holdout_moves_whole_training_cities_and_the_manifest_names_them(tmp_path):
+    root = write_root(tmp_path / "root", splits=("train", "val"), cities=CITIES)
+    out = tmp_path / "out"
+    manifest = prepare(root, out, "cityscapes", (4, 8), workers=1, progress=False, holdout_cities=2, holdout_seed=0)
+    held, train = manifest["splits"]["holdout"], manifest["splits"]["train"]
+    assert manifest["holdout"] == {"from": "train", "cities": held["cities"], "seed": 0} and len(held["cities"]) == 2
+    assert held["cities"] == sorted(held["cities"]) and set(held["cities"]) | set(train["cities"]) == set(CITIES)
+    assert not set(held["cities"]) & set(train["cities"])
+    # whole cities: every frame of a held-out city left train, and no frame is on both sides
+    assert {s.split("_")[0] for s in held["stems"]} == set(held["cities"]) and held["count"] == 2 * 2
+    assert not set(held["stems"]) & set(train["stems"]) and train["count"] == 3 * 2
+    assert manifest["splits"]["val"]["count"] == 5 * 2  # val untouched
+    # prepared like val: trainId labels, full-resolution images, depth, camera and the cache
+    for sub in ("leftImg8bit", "gtFine", "depth", "camera"):
+        assert {_city_of(p) for p in (out / sub / "holdout").glob("*/*")} == set(held["cities"]), sub
+        assert {_city_of(p) for p in (out / sub / "train").glob("*/*")} == set(train["cities"]), sub
+    assert json.loads((out / "cache/holdout/index.json").read_text())["stems"] == held["stems"]
+    assert np.load(out / "cache/holdout/labels.npy").shape == (4, 4, 8)
+    assert np.load(out / "cache/train/labels.npy").shape == (6, 4, 8)
+    assert [s.stem for s in full_res_samples(out, "holdout")] == held["stems"]
+    # deterministic: the same seed chooses the same cities; the seed does choose
+    again = prepare(root, tmp_path / "again", "cityscapes", (4, 8), workers=1, progress=False, holdout_cities=2)
+    assert again["holdout"]["cities"] == held["cities"]
+    assert len({tuple(hold_out_cities(scan_root(root), 2, seed)[1]) for seed in range(10)}) > 1
+
+
+def test_no_holdout_keeps_the_manifest_as_it_was(cs_root, tmp_path):
+    manifest = prepare(cs_root, tmp_path / "out", "cityscapes", (4, 8), workers=1, progress=False)
+    assert "holdout" not in manifest and list(manifest["splits"]) == ["train", "val", "test"]
+    assert not (tmp_path / "out/cache/holdout").exists()
+
+
+def test_too_many_holdout_cities_is_an_error_naming_the_key(tmp_path):
+    root = write_root(tmp_path / "root", splits=("train", "val"), cities=CITIES, disparity=False)
+    with pytest.raises(ConfigError, match=r"data.holdout_cities is 5, but train has 5 cities .*at most 4"):
+        prepare(root, tmp_path / "out", "cityscapes", (4, 8), workers=1, progress=False, holdout_cities=5)
+    assert not (tmp_path / "out").exists()
+    with pytest.raises(ConfigError, match="data.holdout_cities must be >= 0"):
+        DataConfig(holdout_cities=-1)

@@ -74,12 +74,41 @@ def test_sweep_scores_every_candidate_from_one_forward_pass(predictor, tmp_path)
     assert calls == [1, 1]  # one forward per image, not one per candidate
 
 
+SYNTHCITY, HELD_OUT = ("train", "val", "test"), ("train", "val", "holdout")  # prepared splits
+
+
 def test_selection_split_is_never_the_reported_one():
-    assert selection_split("auto", "test") == "val"  # SynthCity
-    assert selection_split("auto", "val") == "holdout"  # real Cityscapes: val is reported
-    assert selection_split("train", "val") == "train"
+    assert selection_split("auto", "test", SYNTHCITY) == "val"
+    assert selection_split("auto", "test", SYNTHCITY + ("holdout",)) == "val"  # val is not reported: it stays
+    assert selection_split("auto", "val", HELD_OUT) == "holdout"  # real Cityscapes: val is reported
+    assert selection_split("train", "val", HELD_OUT) == "train"
     with pytest.raises(ConfigError, match="eval.selection_split: 'test' is the reported split"):
-        selection_split("test", "test")
+        selection_split("test", "test", SYNTHCITY)
+
+
+def test_reporting_val_without_a_holdout_split_names_the_key_that_makes_it():
+    with pytest.raises(ConfigError, match=r"'holdout', which the prepared data lacks \(have: train, val\): "
+                                          r"set data.holdout_cities > 0"):
+        selection_split("auto", "val", ("train", "val"))
+    with pytest.raises(ConfigError, match="lacks .*set eval.selection_split"):
+        selection_split("test", "val", ("train", "val"))
+
+
+def test_selection_reads_the_holdout_split_when_val_is_reported(predictor, tmp_path, monkeypatch):
+    prepared = write_selection_prepared(tmp_path / "prepared")
+    cfg = EvalConfig(split="val", batch_size=2, min_class_area=[0.0, 0.2])
+    monkeypatch.setattr(evaluate, "score_split", lambda p, root, split, *a, **k: {"reported": split})
+    with pytest.raises(ConfigError, match="data.holdout_cities"):
+        select_and_score(predictor, prepared, "val", cfg, tmp_path / "plots", "t")
+    # The holdout split (prepare's, from data.holdout_cities): test's images and labels under another name.
+    for sub in ("leftImg8bit", "gtFine"):
+        shutil.copytree(prepared / sub / "test", prepared / sub / "holdout")
+    manifest = read_json(prepared / "manifest.json")
+    manifest["splits"]["holdout"] = manifest["splits"]["test"]
+    write_json(prepared / "manifest.json", manifest)
+    m, chosen = select_and_score(predictor, prepared, "val", cfg, tmp_path / "plots", "t")
+    assert m["reported"] == "val" and m["selection"]["split"] == "holdout"
+    assert chosen.min_area == 0.2  # test's labels (the pole is wrong) chose it, not val's (0.0)
 
 
 def test_selection_reads_only_the_selection_split(predictor, tmp_path, monkeypatch):

@@ -20,6 +20,7 @@ from cityseg.config import ModelConfig, TrainConfig
 from cityseg.dataset import SegDataset, load_cache, read_manifest
 from cityseg.io import write_json
 from cityseg import train as train_module
+from cityseg.inference import Predictor
 from cityseg.models import load_checkpoint
 from cityseg.train import (
     ResumeState,
@@ -42,11 +43,12 @@ MODEL = ModelConfig(arch="unet", base_channels=64, width=0.125)
 FASTSCNN = ModelConfig(arch="fastscnn", width=0.25)  # has dropout: a resume must restore the RNG state
 
 
-def make_prepared(root: Path, n_train: int = 4, n_val: int = 2, seed: int = 0) -> Path:
-    """A learnable prepared cache: sky / building / road / a car at a random place, noisy colours."""
+def make_prepared(root: Path, n_train: int = 4, n_val: int = 2, seed: int = 0, n_holdout: int = 0) -> Path:
+    """A learnable prepared cache: sky / building / road / a car at a random place, noisy colours; with
+    ``n_holdout``, also the holdout split prepare makes with data.holdout_cities."""
     rng = np.random.default_rng(seed)
     splits = {}
-    for split, n in (("train", n_train), ("val", n_val)):
+    for split, n in (("train", n_train), ("val", n_val)) + ((("holdout", n_holdout),) if n_holdout else ()):
         images, labels = [], []
         for _ in range(n):
             lab = np.zeros((H, W), np.uint8)
@@ -147,6 +149,25 @@ def test_best_checkpoint_reloads_and_reproduces_its_score(overfit, workdir):
     assert scores["miou"] == pytest.approx(meta["val_miou"], abs=1e-6)
     summary = json.loads((out / "model" / "summary.json").read_text())
     assert summary["best_epoch"] == result["best_epoch"]
+    assert meta["val_split"] == summary["val_split"] == "val"  # no holdout split prepared
+
+
+def test_training_validates_on_the_holdout_split_when_prepared(tmp_path, caplog):
+    make_prepared(tmp_path / "prepared", n_holdout=3)
+    _, train_cache, val_cache, split = train_module._read_splits(tmp_path / "prepared")
+    assert split == "holdout" and len(val_cache) == 3 and len(train_cache) == 4  # val has 2
+    train = TrainConfig(epochs=1, batch_size=2, size=[H, W], seed=3)
+    with caplog.at_level(logging.INFO, logger="cityseg.train"):
+        result, out = run_fit(tmp_path, train, "held")
+    assert result["val_split"] == "holdout" and "3 holdout images (validation)" in caplog.text
+    assert "holdout loss" in caplog.text
+    model, _, meta = load_checkpoint(out / "model" / "best.pt", "cpu")
+    assert meta["val_split"] == "holdout"
+    assert Predictor.from_checkpoint(out / "model" / "best.pt", "cpu").epoch_split == "holdout"
+    held = SegDataset(load_cache(tmp_path / "prepared", "holdout"), build_eval_transform(train.size, resize_mask=False))
+    scores = evaluate(model, make_loader(held, 2, shuffle=False, num_workers=0, seed=0), build_loss(train),
+                      torch.device("cpu"), train.min_class_area)
+    assert scores["dice"] == pytest.approx(meta["val_dice"], abs=1e-6)  # the recorded score is the holdout's
 
 
 def test_resume_with_dropout_gives_identical_weights_and_keeps_the_best(workdir, monkeypatch, caplog):

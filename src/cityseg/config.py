@@ -32,17 +32,27 @@ DEFAULT_CORRUPTIONS = ("gaussian_noise", "shot_noise", "impulse_noise", "defocus
                        "brightness", "contrast", "jpeg", "snow", "spatter", "low_light")
 
 
+HOLDOUT_SPLIT = "holdout"  # the split prepare carves out of train with data.holdout_cities > 0
+
+
 @dataclass
 class DataConfig:
     source: str = "synthcity"  # synthcity | cityscapes
     cityscapes_root: str = "data/synthcity"
     cache_size: list = field(default_factory=lambda: [128, 256])  # [H, W] of the training cache
     workers: int = 0  # processes for per-image work; 0 = all cores
+    # Whole training cities moved into a 'holdout' split (0 = none), chosen with holdout_seed: when val is the
+    # reported split (real Cityscapes), training's checkpoint choice and evaluation's tuning need a split the
+    # score never sees. Whole cities, so no sequence has frames on both sides.
+    holdout_cities: int = 0
+    holdout_seed: int = 0
 
     def __post_init__(self):
         if self.source not in ("synthcity", "cityscapes"):
             raise ConfigError(f"data.source must be 'synthcity' or 'cityscapes', got {self.source!r}")
         _check_size("data.cache_size", self.cache_size)
+        if self.holdout_cities < 0:
+            raise ConfigError(f"data.holdout_cities must be >= 0 (0 = no holdout split), got {self.holdout_cities}")
 
 
 @dataclass
@@ -142,7 +152,7 @@ class EvalConfig:
     split: str = "auto"  # auto = test on SynthCity (labelled), val on Cityscapes (test labels private)
     batch_size: int = 4
     # Where evaluation tunes its choices (min_class_area, the OOD method): never the reported split.
-    # auto = val, or holdout when val is the reported split (real Cityscapes; data.holdout makes it).
+    # auto = val, or holdout when val is the reported split (real Cityscapes; data.holdout_cities makes it).
     selection_split: str = "auto"
     # Candidates for the small-class removal of models trained with it (train.min_class_area > 0); the one with
     # the best Dice on the selection split wins (ties: the smaller). Models trained without it are scored without.

@@ -22,6 +22,7 @@ from typing import Callable, Optional
 import numpy as np
 import torch
 
+from cityseg.config import HOLDOUT_SPLIT
 from cityseg.io import DataError, read_image, read_json, read_png_raw
 
 
@@ -36,13 +37,26 @@ def read_manifest(root: str | Path) -> dict:
     return manifest
 
 
+HOLDOUT_HINT = "set data.holdout_cities > 0 in params.yaml (3 of real Cityscapes' 18 train cities) and re-run prepare"
+
+
+def no_split(root: str | Path, split: str, have) -> str:
+    """The message for a split the prepared data lacks; for holdout, which key makes it."""
+    hint = f" ({HOLDOUT_HINT})" if split == HOLDOUT_SPLIT else ""
+    return f"{Path(root) / 'manifest.json'}: no split '{split}' (have: {', '.join(have)}){hint}"
+
+
 def _split_info(root: str | Path, split: str) -> dict:
     manifest = read_manifest(root)
     if split not in manifest["splits"]:
-        raise DataError(
-            f"{Path(root) / 'manifest.json'}: no split '{split}' (have: {', '.join(manifest['splits'])})"
-        )
+        raise DataError(no_split(root, split, manifest["splits"]))
     return manifest["splits"][split]
+
+
+def validation_split(manifest: dict) -> str:
+    """The split training validates on (and picks its checkpoint by): holdout when prepare made one
+    (data.holdout_cities), else val."""
+    return HOLDOUT_SPLIT if HOLDOUT_SPLIT in manifest["splits"] else "val"
 
 
 def evaluation_split(split: str, source: str) -> str:

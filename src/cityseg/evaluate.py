@@ -11,15 +11,15 @@ import dataclasses
 import math
 import os
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterable, Iterator
 
 import cv2
 import numpy as np
 import torch
 
 from cityseg import labels as L
-from cityseg.config import ConfigError, EvalConfig
-from cityseg.dataset import full_res_samples, load_cache, read_sample
+from cityseg.config import HOLDOUT_SPLIT, ConfigError, EvalConfig
+from cityseg.dataset import HOLDOUT_HINT, full_res_samples, load_cache, read_manifest, read_sample
 from cityseg.flops import count_flops, count_macs_ptflops, count_params
 from cityseg.inference import Predictor, predict_logits
 from cityseg.io import DataError
@@ -140,13 +140,19 @@ def score_split(predictor: Predictor, prepared: str | os.PathLike, split: str, b
 # --------------------------------------------------------------------------------------------
 # Honest selection: every tuned value is chosen on a split the reported score never sees
 # --------------------------------------------------------------------------------------------
-def selection_split(setting: str, reported: str) -> str:
-    """``eval.selection_split`` as a split name: auto = val, or holdout when val is the reported split (real
-    Cityscapes). ConfigError when it is the reported split: a value chosen there would flatter the score."""
-    split = ("holdout" if reported == "val" else "val") if setting == "auto" else setting
+def selection_split(setting: str, reported: str, splits: Iterable[str]) -> str:
+    """``eval.selection_split`` as one of the prepared ``splits``: auto = val, or holdout when val is the reported
+    split (real Cityscapes; prepare makes it with data.holdout_cities). ConfigError when it is the reported split
+    (a value chosen there would flatter the score) or when the prepared data lacks it."""
+    splits = list(splits)
+    split = (HOLDOUT_SPLIT if reported == "val" else "val") if setting == "auto" else setting
     if split == reported:
         raise ConfigError(f"eval.selection_split: '{split}' is the reported split (eval.split); "
                           "tuned values must be chosen on another split")
+    if split not in splits:
+        fix = HOLDOUT_HINT if split == HOLDOUT_SPLIT else "set eval.selection_split to one it has"
+        raise ConfigError(f"eval.selection_split ({setting}) is '{split}', which the prepared data lacks (have: "
+                          f"{', '.join(splits)}): {fix}")
     return split
 
 
@@ -196,7 +202,7 @@ def select_and_score(predictor: Predictor, prepared: str | os.PathLike, reported
     Returns (the metrics with their ``selection`` record, the predictor carrying the chosen threshold, which
     every later score of the model must use).
     """
-    split = selection_split(cfg.selection_split, reported)
+    split = selection_split(cfg.selection_split, reported, read_manifest(prepared)["splits"])
     predictor, dice = tune_min_area(predictor, prepared, split, cfg.min_class_area, cfg.batch_size)
     metrics = score_split(predictor, prepared, reported, cfg.batch_size, plots, title)
     metrics["selection"] = {"split": split, "min_class_area": predictor.min_area,

@@ -123,7 +123,7 @@ class Predictor:
     min_area: float
     device: torch.device
     epoch: Optional[int] = None  # the checkpoint's epoch: the best one on ``epoch_split`` in training
-    epoch_split: str = "val"  # the split training validated on (checkpoints before data.holdout: val)
+    epoch_split: str = "val"  # the split training validated on (checkpoints before data.holdout_cities: val)
 
     @classmethod
     def from_checkpoint(cls, path: str | os.PathLike, device: str | torch.device | None = None) -> "Predictor":

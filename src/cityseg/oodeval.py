@@ -31,7 +31,7 @@ from torch import nn
 
 from cityseg import ood
 from cityseg.config import OODConfig
-from cityseg.dataset import full_res_samples, load_cache, read_manifest, read_sample
+from cityseg.dataset import full_res_samples, load_cache, no_split, read_manifest, read_sample
 from cityseg.evaluate import json_number
 from cityseg.inference import FP32, Predictor, forward, logits_at, to_batch
 from cityseg.io import DataError, atomic_path, read_image
@@ -245,7 +245,8 @@ class OODEvaluation:
 def _id_samples(prepared: str | os.PathLike, eval_split: str, calibration_split: str) -> tuple[list, list, list[str]]:
     manifest = read_manifest(prepared)
     if calibration_split not in manifest["splits"]:
-        raise DataError(f"{prepared}: no '{calibration_split}' split to calibrate the OOD threshold on")
+        raise DataError(f"{no_split(prepared, calibration_split, manifest['splits'])}: nothing to calibrate the OOD "
+                        "threshold on")
     for split in {calibration_split, eval_split}:
         if not manifest["splits"].get(split, {}).get("has_labels", False):
             raise DataError(f"{prepared}: split '{split}' has no labels; the OOD benchmark needs labelled ID images")

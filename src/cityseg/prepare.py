@@ -9,13 +9,18 @@ Output (a valid Cityscapes-layout root itself, plus a training cache)::
     <out>/cache/<split>/{images,labels,depth}.npy + index.json    resized to cache_size for fast training
     <out>/manifest.json                                           counts, sizes, source, class pixel frequencies
 
+With ``holdout_cities`` > 0, that many whole training cities (seeded choice) become a ``holdout`` split, prepared
+like val and left out of train (`hold_out_cities`); the manifest's ``holdout`` says which.
+
 Everything is validated before anything is kept: a bad file raises ``DataError`` naming it,
 and the output directory only appears once complete (``atomic_dir``).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
+import random
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +30,7 @@ import cv2
 import numpy as np
 
 from cityseg import labels as L
+from cityseg.config import HOLDOUT_SPLIT, ConfigError
 from cityseg.io import DataError, atomic_dir, link_or_copy, read_image, read_json, read_png_raw, write_json
 from cityseg.parallel import pmap
 
@@ -101,6 +107,25 @@ def scan_root(root: str | os.PathLike) -> dict[str, list[Item]]:
             for s in sorted(images)
         ]
     return out
+
+
+def hold_out_cities(items: dict[str, list[Item]], n: int, seed: int) -> tuple[dict[str, list[Item]], list[str]]:
+    """(``items`` with ``n`` whole training cities moved to a ``holdout`` split, the sorted cities moved).
+
+    Whole cities keep every frame of a sequence on one side; the choice depends only on the sorted city names
+    and ``seed``. ``n`` = 0 returns ``items`` unchanged.
+    """
+    if n == 0:
+        return items, []
+    cities = sorted({it.city for it in items["train"]})
+    if n > len(cities) - 1:
+        raise ConfigError(f"data.holdout_cities is {n}, but train has {len(cities)} cities ({_fmt(cities)}): "
+                          f"at most {len(cities) - 1} can be held out, so that train keeps one")
+    chosen = sorted(random.Random(seed).sample(cities, n))
+    out = dict(items)
+    out["train"] = [it for it in items["train"] if it.city not in chosen]
+    out[HOLDOUT_SPLIT] = [dataclasses.replace(it, split=HOLDOUT_SPLIT) for it in items["train"] if it.city in chosen]
+    return out, chosen
 
 
 def read_camera(path: Path) -> dict:
@@ -186,10 +211,12 @@ def _open_cache(folder: Path, n: int, size: tuple[int, int], with_depth: bool) -
 
 
 def prepare(root: str | os.PathLike, out: str | os.PathLike, source: str, cache_size: tuple[int, int],
-            workers: int = 0, progress: bool = True) -> dict:
-    """Prepare ``root`` into ``out``; returns the manifest."""
-    items = scan_root(root)
+            workers: int = 0, progress: bool = True, holdout_cities: int = 0, holdout_seed: int = 0) -> dict:
+    """Prepare ``root`` into ``out`` (``holdout_cities`` train cities as a holdout split); returns the manifest."""
+    items, held_out = hold_out_cities(scan_root(root), holdout_cities, holdout_seed)
     manifest = {"source": source, "root": str(root), "cache_size": list(cache_size), "splits": {}}
+    if held_out:  # absent without a holdout, so the default manifest (and training's config hash) stays as it was
+        manifest[HOLDOUT_SPLIT] = {"from": "train", "cities": held_out, "seed": holdout_seed}
     totals = np.zeros(L.NUM_CLASSES, np.int64)
     with atomic_dir(out) as tmp:
         for split, split_items in items.items():

@@ -1,6 +1,7 @@
 """The training loop: plain functions, one code path for CPU and CUDA.
 
-``fit`` trains on the prepared training cache, validates on the val cache each epoch, keeps the
+``fit`` trains on the prepared training cache, validates on the val cache (the holdout cache when prepare made
+one: data.holdout_cities) each epoch, keeps the
 best checkpoint (by validation Dice, or loss for the course recipe), logs to DVCLive and
 writes a resume checkpoint each epoch so an interrupted run continues exactly where it
 stopped: shuffling is seeded per (seed, epoch) and augmentation per (seed, epoch, index), so
@@ -37,7 +38,7 @@ from torch.utils.data import DataLoader
 from cityseg import distributed
 from cityseg.batches import images_per_epoch, make_loader, steps_per_epoch
 from cityseg.config import ConfigError, ModelConfig, TrainConfig
-from cityseg.dataset import CacheSplit, SegDataset, load_cache, read_manifest
+from cityseg.dataset import CacheSplit, SegDataset, load_cache, read_manifest, validation_split
 from cityseg.distill import Teacher, TeacherSpec
 from cityseg.distributed import Dist
 from cityseg.inference import Precision, autocast, forward, logits_at, predict_logits, resolve_device, upload
@@ -369,6 +370,7 @@ class _Setup:
     train_loader: DataLoader  # one for the run (persistent workers); its `batches.EpochBatches` is set per pass
     val_loader: DataLoader
     val_cache: CacheSplit
+    val_split: str  # what val_cache is: holdout when prepare made one (data.holdout_cities), else val
     device: torch.device
     amp_dtype: Optional[torch.dtype]  # training autocast (train.amp); validation runs as evaluation
     channels_last: bool  # training input memory format
@@ -380,13 +382,15 @@ class _Setup:
         return sum(p.numel() for p in self.model.parameters())
 
 
-def _read_splits(prepared_root: str | Path) -> tuple[dict, CacheSplit, CacheSplit]:
+def _read_splits(prepared_root: str | Path) -> tuple[dict, CacheSplit, CacheSplit, str]:
+    """(manifest, train cache, validation cache, the validation split's name: `dataset.validation_split`)."""
     manifest = read_manifest(prepared_root)
-    train_cache, val_cache = load_cache(prepared_root, "train"), load_cache(prepared_root, "val")
+    val_split = validation_split(manifest)
+    train_cache, val_cache = load_cache(prepared_root, "train"), load_cache(prepared_root, val_split)
     if len(train_cache) == 0 or len(val_cache) == 0:
         raise DataError(f"{prepared_root}: need training and validation images, have "
-                        f"{len(train_cache)} train / {len(val_cache)} val")
-    return manifest, train_cache, val_cache
+                        f"{len(train_cache)} train / {len(val_cache)} {val_split}")
+    return manifest, train_cache, val_cache, val_split
 
 
 def compile_for_training(module: nn.Module) -> nn.Module:
@@ -418,7 +422,7 @@ def _build(model_cfg: ModelConfig, train_cfg: TrainConfig, prepared_root: str | 
            device: torch.device, dist: Dist = Dist(), teacher: Optional[TeacherSpec] = None) -> tuple[_Setup, str]:
     """(everything one run needs, the run's `config_hash`)."""
     cuda = device.type == "cuda"
-    manifest, train_cache, val_cache = _read_splits(prepared_root)
+    manifest, train_cache, val_cache, val_split = _read_splits(prepared_root)
     cfg_hash = config_hash(model_cfg, train_cfg, manifest, teacher)
     distributed.rank_batch_size(train_cfg.batch_size, dist)  # checks that the global batch splits evenly
     if len(train_cache) < dist.world_size:
@@ -444,7 +448,8 @@ def _build(model_cfg: ModelConfig, train_cfg: TrainConfig, prepared_root: str | 
     # would add exactly nothing, so it does not run.
     teach = Teacher(teacher, device, amp_dtype_for(device, "auto")) if teacher and teacher.weight > 0 else None
     return _Setup(model, ddp, dist, optimizer, scheduler, build_loss(train_cfg), train_ds, train_loader, val_loader,
-                  val_cache, device, amp_dtype_for(device, train_cfg.amp), channels_last, steps, teach), cfg_hash
+                  val_cache, val_split, device, amp_dtype_for(device, train_cfg.amp), channels_last, steps,
+                  teach), cfg_hash
 
 
 def run_resume_dir(resume_dir: str | Path, cfg_hash: str) -> Path:
@@ -511,8 +516,9 @@ def _run_epoch(setup: _Setup, state: ResumeState, runlog: Optional[RunLog], cfg:
     epoch_s = time.perf_counter() - t0 + (start["loop_s"] if start else 0.0)
     state.train_time_s += epoch_s
     state.loop_time_s += loop_s
-    log.info("epoch %d/%d: train loss %.4f, val loss %.4f, val dice %.4f, val mIoU %.4f (%.1f s)",
-             epoch + 1, cfg.epochs, train_loss, val["loss"], val["dice"], val["miou"], epoch_s)
+    v = setup.val_split
+    log.info("epoch %d/%d: train loss %.4f, %s loss %.4f, %s dice %.4f, %s mIoU %.4f (%.1f s)",
+             epoch + 1, cfg.epochs, train_loss, v, val["loss"], v, val["dice"], v, val["miou"], epoch_s)
     return val
 
 
@@ -526,7 +532,7 @@ def _keep_best(setup: _Setup, state: ResumeState, val: dict, epoch: int, model_c
         state.best = {"epoch": epoch + 1, "val_dice": val["dice"], "val_miou": val["miou"], "val_loss": val["loss"]}
         save_checkpoint(resume_dir / BEST_NAME, setup.model, model_cfg, **state.best,  # atomic
                         train_time_s=state.train_time_s, device=str(setup.device), select_by=train_cfg.select_by,
-                        train=dataclasses.asdict(train_cfg))
+                        val_split=setup.val_split, train=dataclasses.asdict(train_cfg))
         _copy_atomic(resume_dir / BEST_NAME, out_dir / BEST_NAME)
 
 
@@ -547,6 +553,7 @@ def _finish(setup: _Setup, state: ResumeState, runlog: RunLog, cfg: TrainConfig,
         "val_miou": best["val_miou"],
         "val_loss": best["val_loss"],
         "select_by": cfg.select_by,
+        "val_split": setup.val_split,  # where val_* were measured
         "epochs": cfg.epochs,
         "final_train_loss": history[-1]["train_loss"],
         "train_time_s": round(state.train_time_s, 3),
@@ -616,9 +623,10 @@ def _fit(model_cfg: ModelConfig, train_cfg: TrainConfig, prepared_root: str | Pa
         runlog = RunLog(live_dir, start_wandb(run_name, config) if train_cfg.wandb else None)
         for record in state.history:
             runlog.epoch(record)
-    log.info("training %s (%.2f M params) on %s%s (%s): %d train / %d val images, %d steps/epoch",
+    log.info("training %s (%.2f M params) on %s%s (%s): %d train / %d %s images (validation), %d steps/epoch",
              model_cfg.arch, setup.n_params / 1e6, device, f" x {dist.world_size} processes" if dist.enabled else "",
-             "bf16 autocast" if setup.amp_dtype else "fp32", len(setup.train_ds), len(setup.val_cache), setup.steps)
+             "bf16 autocast" if setup.amp_dtype else "fp32", len(setup.train_ds), len(setup.val_cache),
+             setup.val_split, setup.steps)
     if teacher is not None:
         log.info("distilling from %s (KL at temperature %g, weight %g)", teacher.path, teacher.temperature, teacher.weight)
     with StopSignals() as signals:
