@@ -1,20 +1,15 @@
-"""DVC stages `train@<benchmark>` and `distill@<student>`: train one model on the prepared dataset.
-
-A student (params.yaml ``students``) takes ``--teacher``, the teacher benchmark's checkpoint: its loss adds the
-teacher's soft labels (cityseg.distill).
+"""DVC stages `train@<benchmark>` and `distill@<student>` (``--teacher``, cityseg.distill): train one model.
 
 SIGUSR1/SIGTERM stop it after the current step with its resume state saved: exit status 75 (EX_TEMPFAIL), and
 the same command run again continues (cluster/README: requeue on 75). On N GPUs run the same arguments with
 ``torchrun --nproc_per_node=N stages/train.py ...`` (PyTorch DDP; train.batch_size stays the global batch).
 """
 
-import dataclasses
 import sys
-from pathlib import Path
 
 from cityseg.cli import run_stage, stage_args
-from cityseg.config import ConfigError, benchmark_configs, distill_config, load_params
-from cityseg.distill import TeacherSpec
+from cityseg.config import load_params
+from cityseg.distill import model_configs
 from cityseg.distributed import is_main
 from cityseg.jobs import EXIT_PREEMPTED, resolve_resume_dir
 from cityseg.train import fit
@@ -30,17 +25,7 @@ OPTIONAL = {"teacher": "the teacher's checkpoint (students only: models/<student
 def main() -> None:
     args = stage_args(__doc__, PATHS, OPTIONAL)
     params = load_params(args.params)
-    model_cfg, train_cfg = benchmark_configs(params, args.benchmark)
-    teacher = None
-    if args.benchmark in (params.get("students") or {}):
-        if not args.teacher:
-            raise ConfigError(f"{args.benchmark} is a student (students.{args.benchmark}): pass --teacher CHECKPOINT")
-        cfg = distill_config(params, args.benchmark)
-        teacher = TeacherSpec(Path(args.teacher), cfg.temperature, cfg.weight)
-        if cfg.init_from_teacher:
-            model_cfg = dataclasses.replace(model_cfg, weights_path=args.teacher)
-    elif args.teacher:
-        raise ConfigError(f"--teacher is for students; {args.benchmark} is under 'benchmarks' in {args.params}")
+    model_cfg, train_cfg, teacher = model_configs(params, args.benchmark, args.teacher)
     s = fit(model_cfg, train_cfg, args.prepared, args.out, args.live, resolve_resume_dir(args.resume),
             run_name=args.benchmark, teacher=teacher)
     if not is_main():  # under torchrun: rank 0 reports, for all

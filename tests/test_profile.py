@@ -71,7 +71,7 @@ def test_profile_keeps_comments_order_and_untouched_values(applied):
 def test_applied_params_load_with_the_profile_recipes(applied):
     params = load_params(applied)
     assert params["data"] == {"source": "cityscapes", "cityscapes_root": "/data/cityscapes", "cache_size": [512, 1024],
-                              "workers": 18}
+                              "workers": 18, "holdout_cities": 3, "holdout_seed": 0}
     model, train = benchmark_configs(params, "baseline")  # the course recipe exactly
     assert (model.arch, model.base_channels, model.width) == ("unet", 64, 1.0)
     assert (train.size, train.batch_size, train.epochs, train.optimizer, train.lr, train.schedule, train.augment,

@@ -16,6 +16,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from cityseg.config import ConfigError, ModelConfig, TrainConfig, benchmark_configs, distill_config
 from cityseg.inference import autocast
 from cityseg.models import load_checkpoint
 
@@ -77,3 +78,22 @@ class Teacher:
     def __call__(self, student_logits: torch.Tensor, images: torch.Tensor) -> torch.Tensor:
         """The distillation term of the loss for this batch."""
         return self.weight * kd_loss(student_logits, self.logits(images), self.temperature)
+
+
+def model_configs(params: dict, name: str, teacher_path: str | None) -> tuple[ModelConfig, TrainConfig, TeacherSpec | None]:
+    """What the train stage trains for benchmark or student ``name``: its model and train configs and its teacher.
+
+    A student (``students.<name>``) needs the teacher's checkpoint and may start from its weights
+    (``init_from_teacher``); a benchmark must not be given one.
+    """
+    model_cfg, train_cfg = benchmark_configs(params, name)
+    if name not in (params.get("students") or {}):
+        if teacher_path:
+            raise ConfigError(f"--teacher is for students; {name} is under 'benchmarks'")
+        return model_cfg, train_cfg, None
+    if not teacher_path:
+        raise ConfigError(f"{name} is a student (students.{name}): pass --teacher CHECKPOINT")
+    cfg = distill_config(params, name)
+    if cfg.init_from_teacher:
+        model_cfg = dataclasses.replace(model_cfg, weights_path=str(teacher_path))
+    return model_cfg, train_cfg, TeacherSpec(Path(teacher_path), cfg.temperature, cfg.weight)
