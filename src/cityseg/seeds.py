@@ -6,7 +6,7 @@ once per seed as DVC experiments (``train.seed`` is shared by every model that d
 
     python -m cityseg.seeds queue --seeds 1 2           # queues one experiment per seed (the workspace run is a third)
     dvc queue start -j 1 && dvc queue status            # ~15 min per seed on 2 cores; wait until all are done
-    python -m cityseg.seeds table --out reports/seeds.md
+    python -m cityseg.seeds table --out reports/seeds.md   # --commits N: experiments queued N-1 commits ago too
 
 ``table`` reads ``dvc exp show --json``: every experiment (and the workspace) with complete metrics, one row per
 (model, metric) with mean ± std over the seeds (sample std, n - 1) and, for every model but the baseline, the
@@ -132,6 +132,9 @@ def main(argv: list[str] | None = None) -> None:
     queue.add_argument("--seeds", type=int, nargs="+", required=True)
     out = sub.add_parser("table", help="mean ± std over the seeds' experiments")
     out.add_argument("--out", default="reports/seeds.md")
+    out.add_argument("--commits", type=int, default=1,
+                     help="how many commits back from HEAD to read experiments of (dvc exp show -n): experiments "
+                          "queued before a later commit belong to the earlier one")
     args = ap.parse_args(argv)
     if args.command == "queue":
         for seed in args.seeds:
@@ -139,7 +142,7 @@ def main(argv: list[str] | None = None) -> None:
             print(f"queued seed-{seed}")
         print("run them with: dvc queue start -j 1   (dvc queue status shows progress)")
         return
-    runs = seed_runs(json.loads(_dvc("exp", "show", "--json").stdout))
+    runs = seed_runs(json.loads(_dvc("exp", "show", "--json", "-n", str(args.commits)).stdout))
     if len(runs) < 2:
         sys.exit(f"error: {len(runs)} seed(s) with metrics in `dvc exp show`; queue and run more first")
     text = markdown(summarise(runs), sorted(runs))
