@@ -19,9 +19,9 @@ def main() -> None:
     metrics = {Path(p).stem: read_json(p) for p in args.metrics}
     entries = {**(params.get("benchmarks") or {}), **(params.get("students") or {})}
     descriptions = {name: (entry or {}).get("description", "") for name, entry in entries.items()}
-    students = {name: (cfg.teacher, cfg.student) for name in params.get("students") or {}
-                for cfg in [distill_config(params, name)]}
-    write_report(metrics, args.out, section(params, "efficiency", EfficiencyConfig).gate, descriptions, students)
+    students = {name: distill_config(params, name) for name in params.get("students") or {}}
+    write_report(metrics, args.out, section(params, "efficiency", EfficiencyConfig).gate, descriptions,
+                 {name: (cfg.teacher, cfg.student) for name, cfg in students.items()})
     print(f"report: {len(metrics)} benchmarks -> {args.out}")
 
 
